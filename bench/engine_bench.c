@@ -1,0 +1,156 @@
+/* engine_bench: the CPU engine's speed on one model, as JSON on stdout.
+ *
+ *   engine_bench MODEL.gguf THREADS [DECODE_TOKENS] [REPS]
+ *
+ * Measures, in one process so the numbers are side by side:
+ *   - read bandwidth of this machine (sum over a 1 GiB buffer, all threads);
+ *   - decode: DECODE_TOKENS one-row passes after a 32-token prompt;
+ *   - verify passes: the time of a k-row pass (k = 1..8) at the same position,
+ *     the median of REPS runs, rolled back after each with kv_truncate;
+ *   - roofline fraction: weight bytes a token reads x tok/s / bandwidth. */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/forward.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct bw_job {
+    const uint64_t *buf;
+    size_t n;
+    uint64_t sums[64];
+};
+
+static void bw_worker(void *ctx, int ith, int nth)
+{
+    struct bw_job *j = ctx;
+    int lo, hi;
+    thread_slice((int)(j->n / 4096), ith, nth, &lo, &hi);
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = (size_t)lo * 4096; i < (size_t)hi * 4096; i += 4) {
+        s0 += j->buf[i];
+        s1 += j->buf[i + 1];
+        s2 += j->buf[i + 2];
+        s3 += j->buf[i + 3];
+    }
+    j->sums[ith % 64] = s0 + s1 + s2 + s3;
+}
+
+/* Best of 5 passes over 1 GiB, in GB/s. */
+static double read_bandwidth(struct threadpool *tp)
+{
+    size_t n = (1u << 30) / sizeof(uint64_t);
+    uint64_t *buf = malloc(n * sizeof *buf);
+    if (!buf)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        buf[i] = i;
+    struct bw_job j = {buf, n, {0}};
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t = now_s();
+        threadpool_run(tp, bw_worker, &j);
+        double gbs = n * sizeof *buf / (now_s() - t) / 1e9;
+        if (gbs > best)
+            best = gbs;
+    }
+    free(buf);
+    return best;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static bool pass(struct forward_ctx *fc, struct kv_cache *kv, const int32_t *t, int n, float *logits)
+{
+    char err[256];
+    struct forward_request req = {t, n, 0, logits, NULL, NULL};
+    if (!forward(fc, kv, &req, err, sizeof err)) {
+        fprintf(stderr, "engine_bench: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: engine_bench MODEL.gguf THREADS [DECODE_TOKENS] [REPS]\n");
+        return 2;
+    }
+    int threads = atoi(argv[2]), n_decode = argc > 3 ? atoi(argv[3]) : 32,
+        reps = argc > 4 ? atoi(argv[4]) : 7;
+    char err[512];
+    struct model *m = model_load(argv[1], err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "engine_bench: %s\n", err);
+        return 1;
+    }
+    enum { PROMPT = 32, KMAX = 8 };
+    int ctx = PROMPT + n_decode + KMAX + 1;
+    struct threadpool *tp = threadpool_new(threads);
+    struct kv_cache *kv = kv_new(&m->cfg, ctx);
+    struct forward_ctx *fc = forward_ctx_new(m, tp, 16, ctx);
+    float *logits = malloc(sizeof(float) * KMAX * m->cfg.vocab);
+    int32_t *tokens = malloc(sizeof(int32_t) * ctx);
+    for (int i = 0; i < ctx; i++)
+        tokens[i] = (int32_t)((i * 7919u + 13) % (unsigned)m->cfg.vocab);
+
+    double bw = read_bandwidth(tp);
+    bool ok = pass(fc, kv, tokens, PROMPT, logits);
+    double t0 = now_s();
+    for (int i = 0; ok && i < n_decode; i++)
+        ok = pass(fc, kv, tokens + PROMPT + i, 1, logits);
+    double decode_s = now_s() - t0;
+
+    json_object *passes = json_object_new_array();
+    double base = 0;
+    for (int k = 1; ok && k <= KMAX; k++) {
+        double *t = malloc(sizeof(double) * reps);
+        int len = kv->len;
+        for (int r = 0; ok && r < reps; r++) {
+            double s = now_s();
+            ok = pass(fc, kv, tokens, k, logits);
+            t[r] = now_s() - s;
+            kv_truncate(kv, len);
+        }
+        qsort(t, reps, sizeof *t, cmp_double);
+        if (k == 1)
+            base = t[reps / 2];
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "k", json_object_new_int(k));
+        json_object_object_add(p, "median_ms", json_object_new_double(t[reps / 2] * 1e3));
+        json_object_object_add(p, "ratio_to_1row", json_object_new_double(t[reps / 2] / base));
+        json_object_array_add(passes, p);
+        free(t);
+    }
+    double tok_s = n_decode / decode_s, gb = m->weight_bytes / 1e9;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "model", json_object_new_string(argv[1]));
+    json_object_object_add(o, "threads", json_object_new_int(threads));
+    json_object_object_add(o, "weight_gb_per_token", json_object_new_double(gb));
+    json_object_object_add(o, "read_bandwidth_gbs", json_object_new_double(bw));
+    json_object_object_add(o, "decode_tok_s", json_object_new_double(tok_s));
+    json_object_object_add(o, "roofline_fraction", json_object_new_double(gb * tok_s / bw));
+    json_object_object_add(o, "verify_passes", passes);
+    printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
+    json_object_put(o);
+    free(logits);
+    free(tokens);
+    forward_ctx_free(fc);
+    kv_free(kv);
+    threadpool_free(tp);
+    model_free(m);
+    return ok ? 0 : 1;
+}

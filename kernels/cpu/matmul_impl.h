@@ -1,0 +1,120 @@
+/* Internals of matmul shared by its instruction-set back ends and the unit
+ * tests. Each back end (scalar, AVX2, NEON) provides one function per weight
+ * dtype that computes a range of output rows; matmul.c quantizes x, splits
+ * the output rows over threads and calls it. */
+#ifndef TANDEM_KERNELS_CPU_MATMUL_IMPL_H
+#define TANDEM_KERNELS_CPU_MATMUL_IMPL_H
+
+#include "matmul.h"
+
+/* The SIMD back end this build uses, if any. TANDEM_FORCE_SCALAR leaves it
+ * out so the portable code can be run (and timed) on any machine. */
+#if !defined(TANDEM_FORCE_SCALAR) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define MATMUL_HAVE_AVX2 1
+#elif !defined(TANDEM_FORCE_SCALAR) && defined(__ARM_NEON) && defined(__aarch64__)
+#define MATMUL_HAVE_NEON 1
+#endif
+
+/* One QK-element block of an activation row quantized for integer dot
+ * products with quantized weights: x ~ d*q with d = amax/127, q = round(x/d)
+ * (ties to even), and s = d*sum(q) so that a Q4_1 block's offset m contributes
+ * m*s. Scales are floats, not halves: these blocks never leave memory. */
+struct block_q8x {
+    float d, s;
+    int8_t qs[QK];
+};
+
+/* The operands of one matmul, as every back end sees them.
+ *   w  (out, in) dtype t, rows w_stride bytes apart
+ *   x  (n, in)   float rows, or (n, in/QK) block_q8x rows for quantized t
+ *   y  (n, out) */
+struct matmul_job {
+    float *y;
+    const uint8_t *w;
+    size_t w_stride;
+    const void *x;
+    int n, in, out;
+};
+
+/* Computes y[r*out + o] for every r < n and o in [o_lo, o_hi). */
+typedef void (*matmul_rows_fn)(const struct matmul_job *job, int o_lo, int o_hi);
+
+struct matmul_backend {
+    const char *name;
+    /* Indexed by enum dtype; NULL for ids that are not a supported type. */
+    matmul_rows_fn rows[DTYPE_BF16 + 1];
+    /* Quantizes one activation row of `in` elements (a multiple of QK). */
+    void (*quantize_x)(const float *x, struct block_q8x *y, int in);
+};
+
+extern const struct matmul_backend matmul_backend_scalar;
+#if defined(MATMUL_HAVE_AVX2)
+extern const struct matmul_backend matmul_backend_avx2;
+#elif defined(MATMUL_HAVE_NEON)
+extern const struct matmul_backend matmul_backend_neon;
+#endif
+
+/* The scalar activation quantizer; back ends without a faster one use it. */
+void matmul_quantize_x_scalar(const float *x, struct block_q8x *y, int in);
+
+/* The back end matmul() uses: the SIMD one when built, else scalar. */
+const struct matmul_backend *matmul_backend_best(void);
+
+/* matmul() with a chosen back end (tests compare back ends with this). */
+void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *y,
+                 const void *w, enum dtype t, const float *x, int n, int in, int out,
+                 void *scratch);
+
+/* Row tiling shared by every back end.
+ *
+ * A back end writes one tile function
+ *     tile(job, o, r0, nr, t)   y[(r0+r)*out + o] for r < nr, weight dtype t
+ * which loads each weight block once and applies it to nr x rows, each with
+ * its own accumulators. MATMUL_DEFINE_ROWS turns it into a matmul_rows_fn
+ * that calls it with compile-time nr (so the accumulators stay in registers)
+ * and compile-time t (so the dtype switches inside fold away).
+ *
+ * Batch invariance rests on tile functions doing, for every row, the same
+ * operations in the same order whatever nr is and wherever the row sits in
+ * the tile: then a row's result cannot depend on n. */
+#define MATMUL_TILE 4
+_Static_assert(MATMUL_TILE == 4, "MATMUL_DEFINE_ROWS handles remainders of 1..3 rows");
+
+#define MATMUL_DEFINE_ROWS(name, tile, t)                                           \
+    static void name(const struct matmul_job *job, int o_lo, int o_hi)              \
+    {                                                                               \
+        for (int o = o_lo; o < o_hi; o++) {                                         \
+            int r0 = 0;                                                             \
+            for (; r0 + MATMUL_TILE <= job->n; r0 += MATMUL_TILE)                   \
+                tile(job, o, r0, MATMUL_TILE, t);                                   \
+            switch (job->n - r0) {                                                  \
+            case 3: tile(job, o, r0, 3, t); break;                                  \
+            case 2: tile(job, o, r0, 2, t); break;                                  \
+            case 1: tile(job, o, r0, 1, t); break;                                  \
+            default: break;                                                         \
+            }                                                                       \
+        }                                                                           \
+    }
+
+/* Loops over the rows of a tile, fully unrolled so that per-row accumulator
+ * arrays indexed by the loop variable become registers. */
+#define FOR_TILE_ROWS(r, nr) _Pragma("GCC unroll 4") for (int r = 0; r < (nr); r++)
+
+#if defined(__GNUC__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE static inline
+#endif
+
+/* Row r of the quantized activations. */
+static inline const struct block_q8x *job_xq_row(const struct matmul_job *job, int r)
+{
+    return (const struct block_q8x *)job->x + (size_t)r * (size_t)(job->in / QK);
+}
+
+static inline const float *job_xf_row(const struct matmul_job *job, int r)
+{
+    return (const float *)job->x + (size_t)r * (size_t)job->in;
+}
+
+#endif

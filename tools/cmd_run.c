@@ -1,0 +1,313 @@
+/* tandem run: generate text with one model on this machine. */
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../engine/forward.h"
+#include "../engine/sample.h"
+#include "../weights/tokenizer.h"
+#include "args.h"
+#include "commands.h"
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+            "usage: tandem run -m MODEL.gguf (-p PROMPT | --ids \"1 2 3\") [options]\n\n"
+            "Generates text, streaming it to stdout; speeds go to stderr.\n\n"
+            "  -m, --model FILE     GGUF model (llama or qwen2 architecture)\n"
+            "  -p, --prompt TEXT    prompt text (tokenized with the model's tokenizer)\n"
+            "      --ids \"1 2 3\"    prompt as token ids instead\n"
+            "  -n, --n-predict N    tokens to generate (default 128)\n"
+            "      --temp T         temperature; 0 = greedy (default 0)\n"
+            "      --top-k K        keep the K most likely tokens (default 0 = all)\n"
+            "      --top-p P        keep the smallest set with mass >= P (default 1)\n"
+            "      --seed S         sampling seed (default 0)\n"
+            "      --threads N      worker threads (default: all cores)\n"
+            "      --ctx N          context length (default min(model's, 4096))\n"
+            "      --no-bos         do not add the BOS token to a text prompt\n"
+            "      --ignore-eos     keep generating after the end-of-sequence token\n"
+            "      --json           print one JSON object instead of streaming text\n"
+            "  -h, --help           this text\n");
+}
+
+struct run_opts {
+    const char *model, *prompt, *ids;
+    int n_predict, threads, ctx;
+    struct sampling sampling;
+    uint64_t seed;
+    bool no_bos, ignore_eos, json;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0; /* kilobytes on Linux */
+}
+
+/* Parses "1 2 3" (spaces or commas) into ids; returns count or -1. */
+static int parse_ids(const char *s, int32_t **out)
+{
+    int n = 0, cap = 16;
+    int32_t *ids = malloc(sizeof *ids * cap);
+    while (ids && *s) {
+        while (*s == ' ' || *s == ',' || *s == '\t' || *s == '\n')
+            s++;
+        if (!*s)
+            break;
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > INT32_MAX) {
+            fprintf(stderr, "tandem run: --ids: '%.20s' is not a token id\n", s);
+            free(ids);
+            return -1;
+        }
+        if (n == cap) {
+            int32_t *grown = realloc(ids, sizeof *ids * (cap *= 2));
+            if (!grown)
+                break;
+            ids = grown;
+        }
+        ids[n++] = (int32_t)v;
+        s = end;
+    }
+    if (!ids || n == 0) {
+        fprintf(stderr, "tandem run: --ids: no token ids given\n");
+        free(ids);
+        return -1;
+    }
+    *out = ids;
+    return n;
+}
+
+static int encode_prompt(const struct tokenizer *tok, const struct run_opts *o, int32_t **out)
+{
+    size_t len = strlen(o->prompt);
+    bool bos = !o->no_bos && tokenizer_add_bos_default(tok);
+    int cap = (int)len + 2;
+    int32_t *ids = malloc(sizeof *ids * cap);
+    int n = ids ? tokenizer_encode(tok, o->prompt, len, bos, false, ids, cap) : -1;
+    if (n < 0 || n > cap || (n == 0)) {
+        fprintf(stderr, "tandem run: the prompt could not be tokenized%s\n",
+                n == 0 ? " (empty)" : "");
+        free(ids);
+        return -1;
+    }
+    *out = ids;
+    return n;
+}
+
+struct generation {
+    int32_t *prompt, *ids;
+    int n_prompt, n_ids;
+    double prompt_s, decode_s;
+    char *text;
+    size_t text_len, text_cap;
+};
+
+static void append_text(struct generation *g, const char *s, size_t n, bool stream)
+{
+    if (stream) {
+        fwrite(s, 1, n, stdout);
+        fflush(stdout);
+    }
+    if (g->text_len + n + 1 > g->text_cap) {
+        size_t cap = (g->text_len + n + 1) * 2;
+        char *grown = realloc(g->text, cap);
+        if (!grown)
+            return;
+        g->text = grown;
+        g->text_cap = cap;
+    }
+    memcpy(g->text + g->text_len, s, n);
+    g->text_len += n;
+    g->text[g->text_len] = 0;
+}
+
+static bool generate(const struct model *m, const struct tokenizer *tok, const struct run_opts *o,
+                     struct generation *g)
+{
+    const struct model_config *c = &m->cfg;
+    struct threadpool *tp = threadpool_new(o->threads);
+    struct kv_cache *kv = kv_new(c, o->ctx);
+    struct forward_ctx *fc = tp ? forward_ctx_new(m, tp, 32, o->ctx) : NULL;
+    float *logits = malloc(sizeof(float) * c->vocab);
+    struct token_prob *dist = malloc(sizeof *dist * c->vocab);
+    g->ids = malloc(sizeof(int32_t) * (o->n_predict + 1));
+    char err[256];
+    bool ok = tp && kv && fc && logits && dist && g->ids;
+    if (!ok)
+        fprintf(stderr, "tandem run: out of memory (context %d)\n", o->ctx);
+    if (ok && g->n_prompt + o->n_predict > o->ctx) {
+        fprintf(stderr, "tandem run: prompt (%d tokens) + -n %d exceed the context of %d (--ctx)\n",
+                g->n_prompt, o->n_predict, o->ctx);
+        ok = false;
+    }
+    struct rng rng;
+    rng_seed(&rng, o->seed);
+    struct detok dt;
+    if (tok)
+        detok_init(&dt, tok);
+    char piece[256];
+
+    double t0 = now_s();
+    const int32_t *input = g->prompt;
+    int n_input = g->n_prompt;
+    while (ok && g->n_ids < o->n_predict) {
+        struct forward_request req = {input, n_input, n_input - 1, logits, NULL, NULL};
+        if (!forward(fc, kv, &req, err, sizeof err)) {
+            fprintf(stderr, "tandem run: %s\n", err);
+            ok = false;
+            break;
+        }
+        if (g->n_ids == 0)
+            g->prompt_s = now_s() - t0;
+        int n_dist = sampling_dist(&o->sampling, logits, c->vocab, dist);
+        int32_t id = sample_from(dist, n_dist, &rng);
+        g->ids[g->n_ids++] = id;
+        if (tok) {
+            size_t k = detok_push(&dt, id, piece, sizeof piece);
+            append_text(g, piece, k, !o->json);
+        } else if (!o->json) {
+            printf("%d ", id);
+            fflush(stdout);
+        }
+        if (tok && !o->ignore_eos && id == tokenizer_eos(tok))
+            break;
+        input = &g->ids[g->n_ids - 1];
+        n_input = 1;
+    }
+    if (tok) {
+        size_t k = detok_flush(&dt, piece, sizeof piece);
+        append_text(g, piece, k, !o->json);
+    }
+    g->decode_s = now_s() - t0 - g->prompt_s;
+    free(logits);
+    free(dist);
+    forward_ctx_free(fc);
+    kv_free(kv);
+    threadpool_free(tp);
+    return ok;
+}
+
+static void print_json(const struct generation *g)
+{
+    json_object *o = json_object_new_object(), *p = json_object_new_array(),
+                *ids = json_object_new_array();
+    for (int i = 0; i < g->n_prompt; i++)
+        json_object_array_add(p, json_object_new_int(g->prompt[i]));
+    for (int i = 0; i < g->n_ids; i++)
+        json_object_array_add(ids, json_object_new_int(g->ids[i]));
+    json_object_object_add(o, "prompt_ids", p);
+    json_object_object_add(o, "ids", ids);
+    json_object_object_add(o, "text", json_object_new_string(g->text ? g->text : ""));
+    json_object_object_add(o, "prompt_tok_s", json_object_new_double(g->prompt_s > 0 ? g->n_prompt / g->prompt_s : 0));
+    json_object_object_add(o, "decode_tok_s",
+                           json_object_new_double(g->n_ids > 1 ? (g->n_ids - 1) / g->decode_s : 0));
+    json_object_object_add(o, "peak_rss_mb", json_object_new_double(peak_rss_mb()));
+    printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+}
+
+static int parse_run_opts(int argc, char **argv, struct run_opts *o)
+{
+    enum { O_IDS = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_NOBOS, O_NOEOS, O_JSON };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},    {"prompt", required_argument, 0, 'p'},
+        {"n-predict", required_argument, 0, 'n'}, {"ids", required_argument, 0, O_IDS},
+        {"temp", required_argument, 0, O_TEMP},  {"top-k", required_argument, 0, O_TOPK},
+        {"top-p", required_argument, 0, O_TOPP}, {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS}, {"ctx", required_argument, 0, O_CTX},
+        {"no-bos", no_argument, 0, O_NOBOS},     {"ignore-eos", no_argument, 0, O_NOEOS},
+        {"json", no_argument, 0, O_JSON},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:p:n:h", opts, NULL)) != -1) {
+        bool ok = true;
+        switch (c) {
+        case 'm': o->model = optarg; break;
+        case 'p': o->prompt = optarg; break;
+        case 'n': ok = arg_int("-n", optarg, 0, 1 << 24, &o->n_predict); break;
+        case O_IDS: o->ids = optarg; break;
+        case O_TEMP: ok = arg_float("--temp", optarg, 0.0f, 100.0f, &o->sampling.temp); break;
+        case O_TOPK: ok = arg_int("--top-k", optarg, 0, 1 << 24, &o->sampling.top_k); break;
+        case O_TOPP: ok = arg_float("--top-p", optarg, 0.0f, 1.0f, &o->sampling.top_p); break;
+        case O_SEED: ok = arg_u64("--seed", optarg, &o->seed); break;
+        case O_THREADS: ok = arg_int("--threads", optarg, 1, 1024, &o->threads); break;
+        case O_CTX: ok = arg_int("--ctx", optarg, 1, 1 << 24, &o->ctx); break;
+        case O_NOBOS: o->no_bos = true; break;
+        case O_NOEOS: o->ignore_eos = true; break;
+        case O_JSON: o->json = true; break;
+        case 'h': run_usage(stdout); return 0;
+        default: run_usage(stderr); return 2;
+        }
+        if (!ok)
+            return 2;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tandem run: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!o->model || (!o->prompt == !o->ids)) {
+        fprintf(stderr, "tandem run: need -m MODEL and exactly one of -p PROMPT or --ids\n");
+        return 2;
+    }
+    return -1;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    struct run_opts o = {.n_predict = 128, .sampling = {0.0f, 0, 1.0f}};
+    int rc = parse_run_opts(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (!o.threads) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o.threads = n > 0 ? (int)n : 1;
+    }
+    char err[512];
+    struct model *m = model_load(o.model, err, sizeof err);
+    if (!m) {
+        fprintf(stderr, "tandem run: %s\n", err);
+        return 1;
+    }
+    if (!o.ctx)
+        o.ctx = m->cfg.ctx_train < 4096 ? m->cfg.ctx_train : 4096;
+    struct tokenizer *tok = tokenizer_load(m->file, err, sizeof err);
+    if (!tok && o.prompt) {
+        fprintf(stderr, "tandem run: %s\n", err);
+        model_free(m);
+        return 1;
+    }
+    struct generation g = {0};
+    g.n_prompt = o.ids ? parse_ids(o.ids, &g.prompt) : encode_prompt(tok, &o, &g.prompt);
+    rc = 1;
+    if (g.n_prompt > 0 && generate(m, tok, &o, &g)) {
+        rc = 0;
+        if (o.json)
+            print_json(&g);
+        else
+            fprintf(stderr, "\n[prompt %d tokens, %.1f tok/s | decode %d tokens, %.1f tok/s]\n",
+                    g.n_prompt, g.prompt_s > 0 ? g.n_prompt / g.prompt_s : 0.0, g.n_ids,
+                    g.n_ids > 1 ? (g.n_ids - 1) / g.decode_s : 0.0);
+    }
+    free(g.prompt);
+    free(g.ids);
+    free(g.text);
+    tokenizer_free(tok);
+    model_free(m);
+    return rc;
+}

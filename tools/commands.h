@@ -1,0 +1,9 @@
+/* The subcommands of the `tandem` binary. Each takes the arguments after its
+ * name (argv[0] is the subcommand name) and returns the process exit code. */
+#ifndef TANDEM_TOOLS_COMMANDS_H
+#define TANDEM_TOOLS_COMMANDS_H
+
+int cmd_run(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+
+#endif
