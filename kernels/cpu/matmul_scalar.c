@@ -2,7 +2,6 @@
  * the SIMD back ends are tested against, and what runs where they do not. */
 #include <math.h>
 
-#include "convert_impl.h"
 #include "matmul_impl.h"
 
 void matmul_quantize_x_scalar(const float *x, struct block_q8x *y, int in)
@@ -29,13 +28,6 @@ struct wblock {
     float d, m;
     int8_t q[QK];
 };
-
-ALWAYS_INLINE size_t quant_block_bytes(enum dtype t)
-{
-    return t == DTYPE_Q8_0 ? sizeof(struct block_q8_0)
-         : t == DTYPE_Q4_0 ? sizeof(struct block_q4_0)
-                           : sizeof(struct block_q4_1);
-}
 
 /* Low nibbles are elements 0..15, high nibbles 16..31; bias is 8 for Q4_0. */
 ALWAYS_INLINE void unpack_nibbles(const uint8_t *qs, int bias, int8_t *q)
@@ -91,13 +83,6 @@ ALWAYS_INLINE void tile_quant(const struct matmul_job *job, int o, int r0, int n
     }
     FOR_TILE_ROWS(r, nr)
         job->y[(size_t)(r0 + r) * job->out + o] = acc[r] + mins[r];
-}
-
-ALWAYS_INLINE float load_wf(enum dtype t, const uint8_t *w, int i)
-{
-    return t == DTYPE_F32  ? ((const float *)w)[i]
-         : t == DTYPE_F16  ? fp16_to_f32_inline(((const uint16_t *)w)[i])
-                           : bf16_to_f32_inline(((const uint16_t *)w)[i]);
 }
 
 /* Float weights against float x, in chunks of QK decoded weights. */

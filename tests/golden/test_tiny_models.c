@@ -101,8 +101,9 @@ static void check_model(const char *gguf_name)
     char path[512], json[512], err[512];
     snprintf(path, sizeof path, FIXTURES "%s", gguf_name);
     snprintf(json, sizeof json, "%.*s.json", (int)(strlen(path) - 5), path);
-    struct golden g;
-    assert_true(load_golden(json, &g));
+    struct golden g = {0};
+    if (!load_golden(json, &g))
+        fail_msg("cannot read %s", json);
     struct model *m = model_load(path, err, sizeof err);
     if (!m)
         fail_msg("%s", err);

@@ -1,0 +1,178 @@
+/* AVX2 + FMA + F16C back end (x86-64 since Haswell / Zen).
+ *
+ * Quantized weights: per 32-element block, the weights are unpacked to 32
+ * int8 once; each x row then takes one integer dot product (maddubs + madd,
+ * as ggml does), converted to float and accumulated with one FMA scaled by
+ * d_w*d_x into an 8-lane accumulator of its own. Float weights: 16 elements
+ * per step into two 8-lane accumulators per row. Every row ends with the
+ * same fixed-order horizontal sum. */
+#include "matmul_impl.h"
+
+#if defined(MATMUL_HAVE_AVX2)
+
+#include <immintrin.h>
+
+/* (a0+a4, a1+a5, a2+a6, a3+a7), then pairs, then the last two. */
+static inline float hsum_f32x8(__m256 a)
+{
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(a, 1), _mm256_castps256_ps128(a));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static void quantize_x_avx2(const float *x, struct block_q8x *y, int in)
+{
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    for (int b = 0; b < in / QK; b++, x += QK) {
+        __m256 v[4];
+        __m256 amax = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_bit, v[k]));
+        }
+        /* max is exact, so any reduction order gives the scalar amax. */
+        __m128 m = _mm_max_ps(_mm256_extractf128_ps(amax, 1), _mm256_castps256_ps128(amax));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float d = _mm_cvtss_f32(m) / 127;
+        const __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
+        __m256i q[4];
+        __m256i sum = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            const __m256 r = _mm256_round_ps(_mm256_mul_ps(v[k], id),
+                                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q[k] = _mm256_cvtps_epi32(r);
+            sum = _mm256_add_epi32(sum, q[k]);
+        }
+        /* Packing works within 128-bit lanes; the permute restores order. */
+        const __m256i q16a = _mm256_packs_epi32(q[0], q[1]);
+        const __m256i q16b = _mm256_packs_epi32(q[2], q[3]);
+        const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(q16a, q16b),
+                                                       _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y[b].qs, q8);
+        __m128i s = _mm_add_epi32(_mm256_extracti128_si256(sum, 1), _mm256_castsi256_si128(sum));
+        s = _mm_hadd_epi32(s, s);
+        s = _mm_hadd_epi32(s, s);
+        y[b].d = d;
+        y[b].s = d * (float)_mm_cvtsi128_si32(s);
+    }
+}
+
+/* 32 nibbles -> 32 bytes: low nibbles are elements 0..15, high 16..31. */
+static inline __m256i unpack_nibbles(const uint8_t *qs)
+{
+    const __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+/* Quantized weights against block_q8x rows. maddubs multiplies unsigned by
+ * signed bytes: Q4_1 quants are unsigned already; for signed weights (Q8_0,
+ * Q4_0 after -8) the sign moves onto x and |w| is used. Pair sums stay below
+ * 2*128*127 < 2^15, so nothing saturates. */
+ALWAYS_INLINE void tile_quant(const struct matmul_job *job, int o, int r0, int nr, enum dtype t)
+{
+    const uint8_t *w = job->w + (size_t)o * job->w_stride;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[MATMUL_TILE];
+    float mins[MATMUL_TILE];
+    FOR_TILE_ROWS(r, nr) {
+        acc[r] = _mm256_setzero_ps();
+        mins[r] = 0.0f;
+    }
+    for (int b = 0; b < job->in / QK; b++) {
+        const uint8_t *p = w + (size_t)b * quant_block_bytes(t);
+        __m256i q;
+        float d, m = 0.0f;
+        if (t == DTYPE_Q8_0) {
+            const struct block_q8_0 *blk = (const void *)p;
+            q = _mm256_loadu_si256((const __m256i *)blk->qs);
+            d = fp16_to_f32_inline(blk->d);
+        } else if (t == DTYPE_Q4_0) {
+            const struct block_q4_0 *blk = (const void *)p;
+            q = _mm256_sub_epi8(unpack_nibbles(blk->qs), _mm256_set1_epi8(8));
+            d = fp16_to_f32_inline(blk->d);
+        } else {
+            const struct block_q4_1 *blk = (const void *)p;
+            q = unpack_nibbles(blk->qs);
+            d = fp16_to_f32_inline(blk->d);
+            m = fp16_to_f32_inline(blk->m);
+        }
+        const __m256i qabs = _mm256_abs_epi8(q);
+        FOR_TILE_ROWS(r, nr) {
+            const struct block_q8x *xb = job_xq_row(job, r0 + r) + b;
+            const __m256i qx = _mm256_loadu_si256((const __m256i *)xb->qs);
+            const __m256i pairs = t == DTYPE_Q4_1 ? _mm256_maddubs_epi16(q, qx)
+                                                  : _mm256_maddubs_epi16(qabs, _mm256_sign_epi8(qx, q));
+            const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), dot, acc[r]);
+            if (t == DTYPE_Q4_1)
+                mins[r] += m * xb->s;
+        }
+    }
+    FOR_TILE_ROWS(r, nr)
+        job->y[(size_t)(r0 + r) * job->out + o] = hsum_f32x8(acc[r]) + mins[r];
+}
+
+/* Eight weights at element i, widened to float. */
+ALWAYS_INLINE __m256 load_w8(enum dtype t, const uint8_t *w, int i)
+{
+    if (t == DTYPE_F32)
+        return _mm256_loadu_ps((const float *)w + i);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
+    if (t == DTYPE_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+/* Float weights against float x. Two accumulators per row hide FMA latency
+ * when the tile has one row; a tail of in % 16 elements is added in order. */
+ALWAYS_INLINE void tile_float(const struct matmul_job *job, int o, int r0, int nr, enum dtype t)
+{
+    const uint8_t *w = job->w + (size_t)o * job->w_stride;
+    const int in16 = job->in & ~15;
+    __m256 acc0[MATMUL_TILE], acc1[MATMUL_TILE];
+    FOR_TILE_ROWS(r, nr) {
+        acc0[r] = _mm256_setzero_ps();
+        acc1[r] = _mm256_setzero_ps();
+    }
+    for (int i = 0; i < in16; i += 16) {
+        const __m256 w0 = load_w8(t, w, i);
+        const __m256 w1 = load_w8(t, w, i + 8);
+        FOR_TILE_ROWS(r, nr) {
+            const float *x = job_xf_row(job, r0 + r) + i;
+            acc0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc1[r]);
+        }
+    }
+    FOR_TILE_ROWS(r, nr) {
+        const float *x = job_xf_row(job, r0 + r);
+        float sum = hsum_f32x8(_mm256_add_ps(acc0[r], acc1[r]));
+        for (int i = in16; i < job->in; i++)
+            sum += load_wf(t, w, i) * x[i];
+        job->y[(size_t)(r0 + r) * job->out + o] = sum;
+    }
+}
+
+MATMUL_DEFINE_ROWS(rows_f32, tile_float, DTYPE_F32)
+MATMUL_DEFINE_ROWS(rows_f16, tile_float, DTYPE_F16)
+MATMUL_DEFINE_ROWS(rows_bf16, tile_float, DTYPE_BF16)
+MATMUL_DEFINE_ROWS(rows_q8_0, tile_quant, DTYPE_Q8_0)
+MATMUL_DEFINE_ROWS(rows_q4_0, tile_quant, DTYPE_Q4_0)
+MATMUL_DEFINE_ROWS(rows_q4_1, tile_quant, DTYPE_Q4_1)
+
+const struct matmul_backend matmul_backend_avx2 = {
+    .name = "avx2",
+    .rows = {
+        [DTYPE_F32] = rows_f32,
+        [DTYPE_F16] = rows_f16,
+        [DTYPE_BF16] = rows_bf16,
+        [DTYPE_Q8_0] = rows_q8_0,
+        [DTYPE_Q4_0] = rows_q4_0,
+        [DTYPE_Q4_1] = rows_q4_1,
+    },
+    .quantize_x = quantize_x_avx2,
+};
+
+#endif
