@@ -83,7 +83,9 @@ def main():
 
     import llama_cpp
     llm = llama_cpp.Llama(model_path=args.model, n_ctx=N_CTX, n_threads=2,
-                          logits_all=True, seed=0, verbose=False)
+                          logits_all=True, seed=0, verbose=False,
+                          # F32 KV cache like ours (llama.cpp defaults to F16)
+                          type_k=0, type_v=0)
     cases = []
     for name, prompt in PROMPTS:
         if isinstance(prompt, str):
