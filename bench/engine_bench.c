@@ -72,10 +72,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static bool pass(struct forward_ctx *fc, struct kv_cache *kv, const int32_t *t, int n, float *logits)
+/* A pass over n tokens with logits for the last `with_logits` rows (a verify
+ * pass needs all of them, a prompt only the last). */
+static bool pass(struct forward_ctx *fc, struct kv_cache *kv, const int32_t *t, int n, int with_logits,
+                 float *logits)
 {
     char err[256];
-    struct forward_request req = {t, n, 0, logits, NULL, NULL};
+    struct forward_request req = {t, n, n - with_logits, logits, NULL, NULL};
     if (!forward(fc, kv, &req, err, sizeof err)) {
         fprintf(stderr, "engine_bench: %s\n", err);
         return false;
@@ -108,10 +111,10 @@ int main(int argc, char **argv)
         tokens[i] = (int32_t)((i * 7919u + 13) % (unsigned)m->cfg.vocab);
 
     double bw = read_bandwidth(tp);
-    bool ok = pass(fc, kv, tokens, PROMPT, logits);
+    bool ok = pass(fc, kv, tokens, PROMPT, 1, logits);
     double t0 = now_s();
     for (int i = 0; ok && i < n_decode; i++)
-        ok = pass(fc, kv, tokens + PROMPT + i, 1, logits);
+        ok = pass(fc, kv, tokens + PROMPT + i, 1, 1, logits);
     double decode_s = now_s() - t0;
 
     json_object *passes = json_object_new_array();
@@ -121,7 +124,7 @@ int main(int argc, char **argv)
         int len = kv->len;
         for (int r = 0; ok && r < reps; r++) {
             double s = now_s();
-            ok = pass(fc, kv, tokens, k, logits);
+            ok = pass(fc, kv, tokens, k, k, logits);
             t[r] = now_s() - s;
             kv_truncate(kv, len);
         }

@@ -13,6 +13,8 @@ struct command {
 static const struct command commands[] = {
     {"run", cmd_run, "generate text with a model"},
     {"synth", cmd_synth, "write a random-weight model at any Llama shape"},
+    {"tokenize", cmd_tokenize, "print the token ids of a text"},
+    {"detokenize", cmd_detokenize, "print the text of token ids"},
 };
 
 static void usage(FILE *out)

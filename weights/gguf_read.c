@@ -23,11 +23,12 @@
 #endif
 
 /* Smallest possible encodings, to bound counts by the bytes left before any
- * allocation is sized by them: a kv is a 1-byte key, its type and a 1-byte
- * value; a tensor info is a 1-byte name, n_dims, one dimension, type and
- * offset; an array element of strings is at least its length field. */
-#define MIN_KV_BYTES (8 + 1 + 4 + 1)
-#define MIN_TENSOR_INFO_BYTES (8 + 1 + 4 + 8 + 4 + 8)
+ * allocation is sized by them: a kv is a key length, its type and a 1-byte
+ * value; a tensor info is a name length, n_dims, one dimension, type and
+ * offset; an element of an array of strings is at least its length field.
+ * Empty keys and names count, so that they get their own error. */
+#define MIN_KV_BYTES (8 + 4 + 1)
+#define MIN_TENSOR_INFO_BYTES (8 + 4 + 8 + 4 + 8)
 #define MIN_STRING_BYTES 8
 #define MAX_NAME_SHOWN 64 /* characters of a key or tensor name quoted in errors */
 

@@ -262,15 +262,23 @@ void gguf_set_arr_f32(struct gguf_writer *w, const char *key, const float *v, ui
     set_numeric_array(w, key, GGUF_F32, v, sizeof *v, n);
 }
 
-void gguf_copy_kv(struct gguf_writer *w, const struct gguf_file *src)
+void gguf_copy_kv_prefix(struct gguf_writer *w, const struct gguf_file *src, const char *prefix)
 {
+    size_t plen = strlen(prefix);
     for (int64_t i = 0; i < gguf_n_kv(src); i++) {
+        if (strncmp(gguf_key(src, i), prefix, plen) != 0)
+            continue;
         size_t len = 0;
         const unsigned char *encoded = gguf_kv_encoded(src, i, &len);
         struct buffer b = {0};
         put(&b, encoded, len);
         set_encoded(w, gguf_key(src, i), &b);
     }
+}
+
+void gguf_copy_kv(struct gguf_writer *w, const struct gguf_file *src)
+{
+    gguf_copy_kv_prefix(w, src, "");
 }
 
 /* ---- tensors ---- */
@@ -287,9 +295,7 @@ static bool has_tensor(const struct gguf_writer *w, const char *name)
  * rather than written into a file nobody can open. Sets t->nbytes. */
 static bool check_tensor(struct gguf_writer *w, const char *name, struct pending_tensor *t)
 {
-    if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
-        note_error(w, "tensor '%s': n_dims %d not in 1..%d", name, t->n_dims, GGUF_MAX_DIMS);
-    else if (!dtype_is_supported(t->type))
+    if (!dtype_is_supported(t->type))
         note_error(w, "tensor '%s': unsupported type %d", name, (int)t->type);
     else if ((t->data == NULL) == (t->fill == NULL))
         note_error(w, "tensor '%s': exactly one of data and fill must be given", name);
@@ -311,6 +317,10 @@ void gguf_add_tensor(struct gguf_writer *w, const char *name, enum dtype type,
 {
     if (!name || !*name || !ne) {
         note_error(w, "a tensor without a name or shape");
+        return;
+    }
+    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS) {
+        note_error(w, "tensor '%s': n_dims %d not in 1..%d", name, n_dims, GGUF_MAX_DIMS);
         return;
     }
     struct pending_tensor t = {.type = type, .n_dims = n_dims, .data = data,

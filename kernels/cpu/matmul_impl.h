@@ -14,22 +14,6 @@
 #define MATMUL_HAVE_AVX2 1
 #elif !defined(TANDEM_FORCE_SCALAR) && defined(__ARM_NEON) && defined(__aarch64__)
 #define MATMUL_HAVE_NEON 1
-/* Bytes of one block of quantized dtype t (constant once t is). */
-ALWAYS_INLINE size_t quant_block_bytes(enum dtype t)
-{
-    return t == DTYPE_Q8_0 ? sizeof(struct block_q8_0)
-         : t == DTYPE_Q4_0 ? sizeof(struct block_q4_0)
-                           : sizeof(struct block_q4_1);
-}
-
-/* Element i of a float-type weight row, widened to float. */
-ALWAYS_INLINE float load_wf(enum dtype t, const uint8_t *w, int i)
-{
-    return t == DTYPE_F32  ? ((const float *)w)[i]
-         : t == DTYPE_F16  ? fp16_to_f32_inline(((const uint16_t *)w)[i])
-                           : bf16_to_f32_inline(((const uint16_t *)w)[i]);
-}
-
 #endif
 
 /* One QK-element block of an activation row quantized for integer dot
@@ -69,22 +53,6 @@ extern const struct matmul_backend matmul_backend_scalar;
 extern const struct matmul_backend matmul_backend_avx2;
 #elif defined(MATMUL_HAVE_NEON)
 extern const struct matmul_backend matmul_backend_neon;
-/* Bytes of one block of quantized dtype t (constant once t is). */
-ALWAYS_INLINE size_t quant_block_bytes(enum dtype t)
-{
-    return t == DTYPE_Q8_0 ? sizeof(struct block_q8_0)
-         : t == DTYPE_Q4_0 ? sizeof(struct block_q4_0)
-                           : sizeof(struct block_q4_1);
-}
-
-/* Element i of a float-type weight row, widened to float. */
-ALWAYS_INLINE float load_wf(enum dtype t, const uint8_t *w, int i)
-{
-    return t == DTYPE_F32  ? ((const float *)w)[i]
-         : t == DTYPE_F16  ? fp16_to_f32_inline(((const uint16_t *)w)[i])
-                           : bf16_to_f32_inline(((const uint16_t *)w)[i]);
-}
-
 #endif
 
 /* The scalar activation quantizer; back ends without a faster one use it. */
@@ -137,22 +105,6 @@ _Static_assert(MATMUL_TILE == 4, "MATMUL_DEFINE_ROWS handles remainders of 1..3 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #else
 #define ALWAYS_INLINE static inline
-/* Bytes of one block of quantized dtype t (constant once t is). */
-ALWAYS_INLINE size_t quant_block_bytes(enum dtype t)
-{
-    return t == DTYPE_Q8_0 ? sizeof(struct block_q8_0)
-         : t == DTYPE_Q4_0 ? sizeof(struct block_q4_0)
-                           : sizeof(struct block_q4_1);
-}
-
-/* Element i of a float-type weight row, widened to float. */
-ALWAYS_INLINE float load_wf(enum dtype t, const uint8_t *w, int i)
-{
-    return t == DTYPE_F32  ? ((const float *)w)[i]
-         : t == DTYPE_F16  ? fp16_to_f32_inline(((const uint16_t *)w)[i])
-                           : bf16_to_f32_inline(((const uint16_t *)w)[i]);
-}
-
 #endif
 
 /* Row r of the quantized activations. */

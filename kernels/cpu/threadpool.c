@@ -1,7 +1,7 @@
 /* Fork-join pool. A job is published by bumping a generation counter; workers
- * spin on it for a while (a decode step dispatches hundreds of jobs
- * back to back, and a futex wake costs tens of microseconds) and then sleep on
- * a condition variable. The caller runs slice 0 itself and spins until the
+ * poll it for a while (a decode step dispatches hundreds of jobs back to back,
+ * and waking a sleeping thread costs tens of microseconds) and then sleep on a
+ * condition variable. The caller runs slice 0 itself and polls until the
  * pending count drops to zero. */
 #include "threadpool.h"
 
@@ -21,9 +21,21 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* How long a worker spins for the next job before sleeping: about a
- * millisecond, far longer than the gap between two matmuls of a forward pass. */
-#define SPIN_ITERS (1 << 14)
+/* Polling backs off from pause to yield after a few microseconds, so that on
+ * a machine with more runnable threads than cores the thread being waited
+ * for gets to run. A worker sleeps after POLLS_BEFORE_SLEEP polls (roughly
+ * half a millisecond, far more than the gap between two matmuls of a forward
+ * pass). */
+#define PAUSES_BEFORE_YIELD 256
+#define POLLS_BEFORE_SLEEP 1024
+
+static void backoff(unsigned polls)
+{
+    if (polls < PAUSES_BEFORE_YIELD)
+        cpu_relax();
+    else
+        sched_yield();
+}
 
 struct worker {
     struct threadpool *tp;
@@ -50,11 +62,11 @@ struct threadpool {
 /* Returns the first generation different from `seen`. */
 static unsigned wait_for_job(struct threadpool *tp, unsigned seen)
 {
-    for (int i = 0; i < SPIN_ITERS; i++) {
+    for (unsigned polls = 0; polls < POLLS_BEFORE_SLEEP; polls++) {
         unsigned g = atomic_load_explicit(&tp->generation, memory_order_acquire);
         if (g != seen)
             return g;
-        cpu_relax();
+        backoff(polls);
     }
     pthread_mutex_lock(&tp->mu);
     unsigned g;
@@ -156,13 +168,8 @@ void threadpool_run(struct threadpool *tp, parallel_fn fn, void *ctx)
     atomic_store_explicit(&tp->pending, tp->n - 1, memory_order_relaxed);
     publish(tp);
     fn(ctx, 0, tp->n);
-    /* Yield now and then in case a worker was preempted by another process. */
-    for (unsigned spins = 1; atomic_load_explicit(&tp->pending, memory_order_acquire) != 0; spins++) {
-        if (spins % 1024 == 0)
-            sched_yield();
-        else
-            cpu_relax();
-    }
+    for (unsigned polls = 0; atomic_load_explicit(&tp->pending, memory_order_acquire) != 0; polls++)
+        backoff(polls);
 }
 
 void thread_slice(int n, int ith, int nth, int *lo, int *hi)
