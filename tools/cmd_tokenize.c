@@ -191,10 +191,14 @@ int cmd_tokenize(int argc, char **argv)
         len = strlen(text);
     bool add_bos = bos < 0 ? tokenizer_add_bos_default(t) : bos;
     t0 = now();
-    int n = tokenizer_encode(t, text, len, add_bos, special, NULL, 0);
-    int32_t *ids = n >= 0 ? malloc(((size_t)n + 1) * sizeof *ids) : NULL;
-    if (ids)
-        n = tokenizer_encode(t, text, len, add_bos, special, ids, n);
+    /* room for a token per byte is nearly always enough: one pass */
+    int cap = len < 0x7fffffff / 8 ? (int)len + 16 : 0, n = -1;
+    int32_t *ids = malloc(((size_t)cap + 1) * sizeof *ids);
+    if (ids && (n = tokenizer_encode(t, text, len, add_bos, special, ids, cap)) > cap) {
+        int32_t *more = realloc(ids, (size_t)n * sizeof *ids);
+        ids = more ? more : ids;
+        n = more ? tokenizer_encode(t, text, len, add_bos, special, ids, n) : -1;
+    }
     double t_enc = now() - t0;
     int rc = 0;
     if (n < 0 || !ids) {

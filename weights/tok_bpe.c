@@ -18,6 +18,18 @@ uint32_t bpe_byte_char(uint8_t b)
     return b;
 }
 
+size_t bpe_byte_utf8(uint8_t b, char out[2])
+{
+    uint32_t cp = bpe_byte_char(b); /* all below U+0800 */
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    out[0] = (char)(0xC0 | cp >> 6);
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
+}
+
 int bpe_char_byte(uint32_t cp)
 {
     if ((cp >= 33 && cp <= 126) || (cp >= 161 && cp <= 255 && cp != 173))
@@ -37,6 +49,8 @@ struct bpe_scratch {
     struct sym *syms;
     size_t syms_cap;
     struct bigram_heap heap;
+    char *mapped; /* a piece in byte characters, for ignore_merges */
+    size_t mapped_cap;
 };
 
 struct bpe_scratch *bpe_scratch_new(const struct tokenizer *t)
@@ -57,6 +71,7 @@ void bpe_scratch_free(struct bpe_scratch *s)
     free(s->pieces.v);
     free(s->syms);
     free(s->heap.v);
+    free(s->mapped);
     free(s);
 }
 
@@ -76,6 +91,16 @@ static bool bpe_piece(const struct tokenizer *t, struct bpe_scratch *s, const ui
 {
     if (n == 1)
         return t->byte_token[p[0]] < 0 || idvec_push(out, t->byte_token[p[0]]);
+    if (t->ignore_merges) {
+        if (!tok_reserve((void **)&s->mapped, &s->mapped_cap, 2 * n, 1))
+            return false;
+        size_t m = 0;
+        for (size_t i = 0; i < n; i++)
+            m += bpe_byte_utf8(p[i], s->mapped + m);
+        int32_t id = tok_lookup(t, s->mapped, m);
+        if (id >= 0)
+            return idvec_push(out, id);
+    }
     if (!tok_reserve((void **)&s->syms, &s->syms_cap, n, sizeof *s->syms))
         return false;
     for (size_t i = 0; i < n; i++)

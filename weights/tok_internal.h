@@ -90,8 +90,10 @@ struct spanvec {
     size_t n, cap;
 };
 struct pretok;
-/* NULL + err for an unknown name. *kind gets a stable number for the hash. */
-struct pretok *pretok_new(const char *name, int *kind, char *err, size_t errlen);
+/* NULL + err for an unknown name. *kind gets a stable number for the hash;
+ * *ignore_merges whether the family's model takes a piece that is a token
+ * whole, before merging (Llama-3). */
+struct pretok *pretok_new(const char *name, int *kind, bool *ignore_merges, char *err, size_t errlen);
 void pretok_free(struct pretok *p);
 /* Per-call state (PCRE2 match data and scratch). */
 struct pretok_run;
@@ -123,6 +125,7 @@ struct tokenizer {
 
     int32_t bos, eos, unk;
     bool add_bos, add_space_prefix;
+    bool spm_words; /* no token holds "▁" after another character: words merge alone */
     int32_t byte_token[256]; /* spm: <0xNN>; gpt2: the token of byte's character */
 
     struct pairmap merges;
@@ -130,6 +133,7 @@ struct tokenizer {
     uint64_t merges_hash; /* FNV-1a over (left, right) ids in rank order */
     struct pretok *pre;
     int pre_kind;
+    bool ignore_merges;
 
     char *chat_template;
     uint64_t hash;
@@ -147,6 +151,8 @@ bool bpe_encode(const struct tokenizer *t, struct bpe_scratch *s, const char *te
 
 /* gpt2's byte <-> printable character mapping (GPT-2's bytes_to_unicode). */
 uint32_t bpe_byte_char(uint8_t b);
+/* That character in UTF-8 (1 or 2 bytes); returns the length. */
+size_t bpe_byte_utf8(uint8_t b, char out[2]);
 /* The byte for code point cp, or -1 if cp is not one of the 256. */
 int bpe_char_byte(uint32_t cp);
 

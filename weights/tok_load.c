@@ -237,12 +237,9 @@ static bool load_byte_tokens(struct tokenizer *t, char *err, size_t errlen)
     for (int b = 0; b < 256; b++)
         t->byte_token[b] = -1;
     if (t->kind == TOKENIZER_BPE) {
-        for (int b = 0; b < 256; b++) { /* the characters are all below U+0800 */
-            uint32_t cp = bpe_byte_char((uint8_t)b);
-            char s[2] = {(char)(0xC0 | (cp >> 6)), (char)(0x80 | (cp & 0x3F))};
-            if (cp < 0x80)
-                s[0] = (char)cp;
-            t->byte_token[b] = tok_lookup(t, s, cp < 0x80 ? 1 : 2);
+        for (int b = 0; b < 256; b++) {
+            char s[2];
+            t->byte_token[b] = tok_lookup(t, s, bpe_byte_utf8((uint8_t)b, s));
         }
         return true;
     }
@@ -359,6 +356,18 @@ static bool build_decode(struct tokenizer *t)
     return true;
 }
 
+/* Whether some token holds "▁" right after another character than "▁". */
+static bool marker_inside_token(const struct tokenizer *t)
+{
+    for (int32_t i = 0; i < t->n_vocab; i++) {
+        const char *s = t->text + t->off[i];
+        for (const char *p = strstr(s, "\xE2\x96\x81"); p; p = strstr(p + 3, "\xE2\x96\x81"))
+            if (p > s && !(p - s >= 3 && !memcmp(p - 3, "\xE2\x96\x81", 3)))
+                return true;
+    }
+    return false;
+}
+
 static void hash_u32(uint64_t *h, uint32_t v)
 {
     uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
@@ -423,8 +432,11 @@ static bool load(struct tokenizer *t, const struct gguf_file *f, char *err, size
     for (int32_t i = 0; t->unk < 0 && i < t->n_vocab; i++) /* no unknown_token_id: the UNKNOWN token */
         if (t->types[i] == TOK_UNKNOWN)
             t->unk = i;
-    if (!build_map(t) || !load_byte_tokens(t, err, errlen))
-        return err && *err ? false : fail(err, errlen, "out of memory");
+    if (!build_map(t))
+        return fail(err, errlen, "out of memory");
+    if (!load_byte_tokens(t, err, errlen))
+        return false;
+    t->spm_words = spm && !marker_inside_token(t);
     if (!build_specials(t) || !build_decode(t))
         return fail(err, errlen, "out of memory");
 
@@ -432,7 +444,7 @@ static bool load(struct tokenizer *t, const struct gguf_file *f, char *err, size
         const char *pre = "default";
         if (gguf_kv_type(f, KEY_PRE) >= 0 && !(pre = gguf_get_str(f, KEY_PRE)))
             return fail(err, errlen, "%s is not a string", KEY_PRE);
-        t->pre = pretok_new(pre, &t->pre_kind, err, errlen);
+        t->pre = pretok_new(pre, &t->pre_kind, &t->ignore_merges, err, errlen);
         if (!t->pre || !merges_load(t, f, err, errlen))
             return false;
     }

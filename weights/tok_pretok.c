@@ -28,13 +28,14 @@
 
 static const struct {
     const char *names; /* tokenizer.ggml.pre values, space-separated */
+    bool ignore_merges; /* a piece that is a token is that token (HF BPE ignore_merges) */
     const char *passes[MAX_PASSES];
 } families[] = {
-    /* kind 0 */ {"default gpt-2 gpt2 mpt olmo", {RE_GPT2}},
+    /* kind 0 */ {"default gpt-2 gpt2 mpt olmo", false, {RE_GPT2}},
     /* kind 1: individual digits first (HF Digits), then GPT-2's regex */
-    {"smollm starcoder refact codeshell", {"\\p{N}", RE_GPT2}},
-    /* kind 2 */ {"llama3 llama-v3 llama-bpe", {RE_LLAMA3}},
-    /* kind 3 */ {"qwen2 deepseek-r1-qwen", {RE_QWEN2}},
+    {"smollm starcoder refact codeshell", false, {"\\p{N}", RE_GPT2}},
+    /* kind 2 */ {"llama3 llama-v3 llama-bpe", true, {RE_LLAMA3}},
+    /* kind 3 */ {"qwen2 deepseek-r1-qwen", false, {RE_QWEN2}},
 };
 #define N_FAMILIES (int)(sizeof families / sizeof families[0])
 
@@ -62,7 +63,7 @@ static bool name_in(const char *name, const char *list)
     return false;
 }
 
-struct pretok *pretok_new(const char *name, int *kind, char *err, size_t errlen)
+struct pretok *pretok_new(const char *name, int *kind, bool *ignore_merges, char *err, size_t errlen)
 {
     int fam = -1;
     for (int i = 0; i < N_FAMILIES && fam < 0; i++)
@@ -94,6 +95,7 @@ struct pretok *pretok_new(const char *name, int *kind, char *err, size_t errlen)
         p->n = i + 1;
     }
     *kind = fam;
+    *ignore_merges = families[fam].ignore_merges;
     return p;
 }
 

@@ -49,6 +49,38 @@ static bool byte_fallback(const struct tokenizer *t, const uint8_t *p, size_t n,
     return idvec_push(out, t->unk);
 }
 
+/* Merges and emits one word, buf[off..off+len). */
+static bool spm_word(const struct tokenizer *t, const char *buf, size_t off, size_t len, struct sym *syms,
+                     struct bigram_heap *heap, bool *prev_unk, struct idvec *out)
+{
+    size_t ns = 0;
+    for (size_t i = off; i < off + len; ns++) {
+        size_t k = utf8_char_len((const uint8_t *)buf + i, off + len - i);
+        syms[ns] = (struct sym){(int32_t)ns - 1, -1, (uint32_t)i, k ? (uint32_t)k : 1,
+                                k ? tok_lookup(t, buf + i, k) : -1};
+        if (ns)
+            syms[ns - 1].next = (int32_t)ns;
+        i += k ? k : 1;
+    }
+    struct spm_ctx ctx = {t, buf};
+    if (!merge_symbols(syms, ns, heap, spm_pair, &ctx))
+        return false;
+    for (int32_t i = 0; ns && i >= 0; i = syms[i].next) {
+        if (syms[i].id >= 0) {
+            if (!idvec_push(out, syms[i].id))
+                return false;
+            *prev_unk = false;
+        } else if (!byte_fallback(t, (const uint8_t *)buf + syms[i].off, syms[i].len, prev_unk, out))
+            return false;
+    }
+    return true;
+}
+
+static bool is_marker(const char *p)
+{
+    return (uint8_t)p[0] == 0xE2 && (uint8_t)p[1] == 0x96 && (uint8_t)p[2] == 0x81;
+}
+
 bool spm_encode(const struct tokenizer *t, const char *s, size_t n, struct idvec *out)
 {
     if (n == 0)
@@ -74,25 +106,18 @@ bool spm_encode(const struct tokenizer *t, const char *s, size_t n, struct idvec
         } else
             buf[m++] = s[i];
     }
-    /* one symbol per character (or per stray byte) */
-    size_t ns = 0;
-    for (size_t i = 0; ok && i < m; ns++) {
-        size_t k = utf8_char_len((const uint8_t *)buf + i, m - i);
-        syms[ns] = (struct sym){(int32_t)ns - 1, -1, (uint32_t)i, k ? (uint32_t)k : 1,
-                                k ? tok_lookup(t, buf + i, k) : -1};
-        if (ns)
-            syms[ns - 1].next = (int32_t)ns;
-        i += k ? k : 1;
-    }
-    struct spm_ctx ctx = {t, buf};
-    ok = ok && merge_symbols(syms, ns, &heap, spm_pair, &ctx);
+    /* Words end before a "▁" that follows something else, when no token
+     * spans such a place (true of Llama-2's vocabulary): no merge crosses
+     * them, so merging word by word gives the same result, in small heaps. */
     bool prev_unk = false;
-    for (int32_t i = 0; ok && ns && i >= 0; i = syms[i].next) {
-        if (syms[i].id >= 0) {
-            ok = idvec_push(out, syms[i].id);
-            prev_unk = false;
-        } else
-            ok = byte_fallback(t, (const uint8_t *)buf + syms[i].off, syms[i].len, &prev_unk, out);
+    size_t w = 0;
+    for (size_t i = 1; ok && i <= m; i++) {
+        bool end = i == m || (t->spm_words && i + 3 <= m && is_marker(buf + i) &&
+                              !(i >= 3 && is_marker(buf + i - 3)));
+        if (end) {
+            ok = spm_word(t, buf, w, i - w, syms, &heap, &prev_unk, out);
+            w = i;
+        }
     }
     free(buf);
     free(syms);

@@ -1,11 +1,13 @@
 /* AVX2 + FMA + F16C back end (x86-64 since Haswell / Zen).
  *
- * Quantized weights: per 32-element block, the weights are unpacked to 32
- * int8 once; each x row then takes one integer dot product (maddubs + madd,
- * as ggml does), converted to float and accumulated with one FMA scaled by
- * d_w*d_x into an 8-lane accumulator of its own. Float weights: 16 elements
- * per step into two 8-lane accumulators per row. Every row ends with the
- * same fixed-order horizontal sum. */
+ * Quantized weights: per 32-element block, the weights are loaded and
+ * unpacked once; each x row of the tile then takes one integer dot product
+ * (maddubs + madd, as ggml does), converted to float and accumulated with one
+ * FMA scaled by d_w*d_x into an 8-lane accumulator of its own. Float weights:
+ * 16 elements per step into two 8-lane accumulators per row. Every row ends
+ * with the same fixed-order horizontal sum. About six vector operations per
+ * row and block remain, so on a fast memory system a pass of k rows costs
+ * close to k times the arithmetic of one. */
 #include "matmul_impl.h"
 
 #if defined(MATMUL_HAVE_AVX2)
@@ -68,9 +70,11 @@ static inline __m256i unpack_nibbles(const uint8_t *qs)
 }
 
 /* Quantized weights against block_q8x rows. maddubs multiplies unsigned by
- * signed bytes: Q4_1 quants are unsigned already; for signed weights (Q8_0,
- * Q4_0 after -8) the sign moves onto x and |w| is used. Pair sums stay below
- * 2*128*127 < 2^15, so nothing saturates. */
+ * signed bytes. Q8_0's signed weights pass their sign onto x and use |w|.
+ * The 4-bit types use their unsigned nibbles directly: Q4_0's d*(q-8) is
+ * Q4_1's d*q + m with m = -8d, whose offset term m*s is summed apart, which
+ * costs less per row than the sign trick. Pair sums stay below 2*128*127 <
+ * 2^15, so nothing saturates. */
 ALWAYS_INLINE void tile_quant(const struct matmul_job *job, int o, int r0, int nr, enum dtype t)
 {
     const uint8_t *w = job->w + (size_t)o * job->w_stride;
@@ -83,6 +87,8 @@ ALWAYS_INLINE void tile_quant(const struct matmul_job *job, int o, int r0, int n
     }
     for (int b = 0; b < job->in / QK; b++) {
         const uint8_t *p = w + (size_t)b * quant_block_bytes(t);
+        if (nr > 1)
+            prefetch_next_row(job, p);
         __m256i q;
         float d, m = 0.0f;
         if (t == DTYPE_Q8_0) {
@@ -91,27 +97,28 @@ ALWAYS_INLINE void tile_quant(const struct matmul_job *job, int o, int r0, int n
             d = fp16_to_f32_inline(blk->d);
         } else if (t == DTYPE_Q4_0) {
             const struct block_q4_0 *blk = (const void *)p;
-            q = _mm256_sub_epi8(unpack_nibbles(blk->qs), _mm256_set1_epi8(8));
+            q = unpack_nibbles(blk->qs);
             d = fp16_to_f32_inline(blk->d);
+            m = -8.0f * d;
         } else {
             const struct block_q4_1 *blk = (const void *)p;
             q = unpack_nibbles(blk->qs);
             d = fp16_to_f32_inline(blk->d);
             m = fp16_to_f32_inline(blk->m);
         }
-        const __m256i qabs = _mm256_abs_epi8(q);
         const __m256 dw = _mm256_set1_ps(d);
         FOR_TILE_ROWS(r, nr) {
             const struct block_q8x *xb = job_xq_row(job, r0 + r) + b;
             const __m256i qx = _mm256_loadu_si256((const __m256i *)xb->qs);
-            const __m256i pairs = t == DTYPE_Q4_1 ? _mm256_maddubs_epi16(q, qx)
-                                                  : _mm256_maddubs_epi16(qabs, _mm256_sign_epi8(qx, q));
+            const __m256i pairs = t == DTYPE_Q8_0
+                ? _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(qx, q))
+                : _mm256_maddubs_epi16(q, qx);
             const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
             /* d_w*d_x as a vector multiply by a broadcast load: one less
              * shuffle per row than broadcasting a scalar product. */
             const __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb->d));
             acc[r] = _mm256_fmadd_ps(scale, dot, acc[r]);
-            if (t == DTYPE_Q4_1)
+            if (t != DTYPE_Q8_0)
                 mins[r] += m * xb->s;
         }
     }
@@ -142,6 +149,8 @@ ALWAYS_INLINE void tile_float(const struct matmul_job *job, int o, int r0, int n
         acc1[r] = _mm256_setzero_ps();
     }
     for (int i = 0; i < in16; i += 16) {
+        if (nr > 1)
+            prefetch_next_row(job, w + (size_t)i * (t == DTYPE_F32 ? 4 : 2));
         const __m256 w0 = load_w8(t, w, i);
         const __m256 w1 = load_w8(t, w, i + 8);
         FOR_TILE_ROWS(r, nr) {

@@ -79,20 +79,24 @@ void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *
  * operations in the same order whatever nr is and wherever the row sits in
  * the tile: then a row's result cannot depend on n. */
 #define MATMUL_TILE 4
-_Static_assert(MATMUL_TILE == 4, "MATMUL_DEFINE_ROWS handles remainders of 1..3 rows");
+_Static_assert(MATMUL_TILE == 4, "MATMUL_DEFINE_ROWS handles tiles of 1..4 rows");
 
+/* Rows are split into the fewest tiles of at most MATMUL_TILE, of near-equal
+ * size (5 rows: 3 + 2, not 4 + 1), because a lone row leaves the core waiting
+ * on its accumulator's FMA latency. */
 #define MATMUL_DEFINE_ROWS(name, tile, t)                                           \
     static void name(const struct matmul_job *job, int o_lo, int o_hi)              \
     {                                                                               \
+        const int n_tiles = (job->n + MATMUL_TILE - 1) / MATMUL_TILE;               \
         for (int o = o_lo; o < o_hi; o++) {                                         \
-            int r0 = 0;                                                             \
-            for (; r0 + MATMUL_TILE <= job->n; r0 += MATMUL_TILE)                   \
-                tile(job, o, r0, MATMUL_TILE, t);                                   \
-            switch (job->n - r0) {                                                  \
-            case 3: tile(job, o, r0, 3, t); break;                                  \
-            case 2: tile(job, o, r0, 2, t); break;                                  \
-            case 1: tile(job, o, r0, 1, t); break;                                  \
-            default: break;                                                         \
+            for (int i = 0; i < n_tiles; i++) {                                     \
+                const int r0 = job->n * i / n_tiles;                                \
+                switch (job->n * (i + 1) / n_tiles - r0) {                          \
+                case 4: tile(job, o, r0, 4, t); break;                              \
+                case 3: tile(job, o, r0, 3, t); break;                              \
+                case 2: tile(job, o, r0, 2, t); break;                              \
+                default: tile(job, o, r0, 1, t); break;                             \
+                }                                                                   \
             }                                                                       \
         }                                                                           \
     }
@@ -116,6 +120,16 @@ static inline const struct block_q8x *job_xq_row(const struct matmul_job *job, i
 static inline const float *job_xf_row(const struct matmul_job *job, int r)
 {
     return (const float *)job->x + (size_t)r * (size_t)job->in;
+}
+
+/* Asks for the weights one row below p, which a tile reaches after it is done
+ * with this row. A tile of several rows consumes weights slower than memory
+ * delivers them, and the hardware prefetcher alone then falls behind
+ * (measured: a 5-row Q8_0 pass 30% faster); a lone row streams at memory
+ * speed without it and runs slower with it. */
+static inline void prefetch_next_row(const struct matmul_job *job, const uint8_t *p)
+{
+    __builtin_prefetch(p + job->w_stride);
 }
 
 /* Bytes of one block of quantized dtype t (constant once t is). */

@@ -41,6 +41,8 @@ ALWAYS_INLINE void tile_quant(const struct matmul_job *job, int o, int r0, int n
     }
     for (int b = 0; b < job->in / QK; b++) {
         const uint8_t *p = w + (size_t)b * quant_block_bytes(t);
+        if (nr > 1)
+            prefetch_next_row(job, p);
         int8x16_t q[2];
         float d, m = 0.0f;
         if (t == DTYPE_Q8_0) {
@@ -94,6 +96,8 @@ ALWAYS_INLINE void tile_float(const struct matmul_job *job, int o, int r0, int n
         acc1[r] = vdupq_n_f32(0.0f);
     }
     for (int i = 0; i < in8; i += 8) {
+        if (nr > 1)
+            prefetch_next_row(job, w + (size_t)i * (t == DTYPE_F32 ? 4 : 2));
         const float32x4_t w0 = load_w4(t, w, i);
         const float32x4_t w1 = load_w4(t, w, i + 4);
         FOR_TILE_ROWS(r, nr) {

@@ -9,6 +9,18 @@ Writes:
   smollm2-mini.gguf      SmolLM2's byte-level BPE cut to its first 2000 merges
                          (and the tokens they need), from the real SmolLM2 GGUF;
                          small enough to commit, used where the model is absent
+  stories260K-vocab.gguf the 512-token llama2.c vocabulary of stories260K
+                         (../shared/data/models/stories260K/tok512.bin: spaces
+                         written as "\u2581" again, <s>/</s> unwrapped from
+                         their newlines, types from the layout: 0 unknown, 1-2
+                         control, 3-258 bytes); its reference ids come from
+                         llama2.c's run.c (greedy_once_upon_a_time.ids)
+  expected-pre-{gpt2,llama3,qwen2}.jsonl
+                         the mini vocabulary under the other pre-tokenizers
+                         (tokenizer.ggml.pre gpt2 / llama3 / qwen2): ids with
+                         special tokens for the first 340 corpus lines (the
+                         hand-written cases and some prompts); Llama-3's model also takes a piece
+                         that is a token whole (ignore_merges)
   expected-llama2.jsonl, expected-smollm2.jsonl, expected-smollm2-mini.jsonl
                          one line per corpus line: {"special": ids with special
                          tokens recognised, "plain": ids with special-token text
@@ -49,7 +61,7 @@ import struct
 import sys
 
 import gguf
-from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -57,6 +69,12 @@ SHARED = os.path.join(ROOT, "..", "shared", "data")
 SPM_MODEL = os.path.join(SHARED, "tokenizers", "llama2", "tokenizer.model")
 SMOL_GGUF = os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 MINI_MERGES = 2000
+PRE_LINES = 340  # the hand-written cases and the first prompts
+RE_GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+RE_LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+             r"\s*[\r\n]+|\s+(?!\S)|\s+")
+RE_QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+            r"\s*[\r\n]+|\s+(?!\S)|\s+")
 
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
@@ -190,11 +208,20 @@ def hf_llama(pieces):
     return tok
 
 
-def hf_smollm(tokens, types, merges):
+def hf_smollm(tokens, types, merges, regex=None, ignore_merges=False):
+    """SmolLM2's setup; with regex, that split instead (as Llama-3's and
+    Qwen2's tokenizer.json have it: Split(isolated) then ByteLevel without
+    its own regex)."""
     vocab = {t: i for i, t in enumerate(tokens)}
-    tok = Tokenizer(models.BPE(vocab, [tuple(m.split(" ")) for m in merges], fuse_unk=False, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                                 pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tok = Tokenizer(models.BPE(vocab, [tuple(m.split(" ")) for m in merges], fuse_unk=False,
+                               byte_fallback=False, ignore_merges=ignore_merges))
+    if regex:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(regex), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([AddedToken(t, normalized=False, special=True)
                             for t, ty in zip(tokens, types) if ty == CONTROL])
@@ -232,6 +259,19 @@ def cross_check(name, rows, encode):
     print("cross-check %s: %d disagreements over %d encodings" % (name, bad, 2 * len(rows)))
 
 
+def load_llama2c(path):
+    """llama2.c's tokenizer file: int32 max_token_length, then per token
+    float32 score, int32 length, bytes."""
+    with open(path, "rb") as f:
+        data = f.read()
+    i, out = 4, []
+    while i < len(data):
+        score, n = struct.unpack("<fi", data[i:i + 8])
+        out.append((data[i + 8:i + 8 + n].decode("utf-8"), score))
+        i += 8 + n
+    return out
+
+
 corpus = [json.loads(l) for l in open(os.path.join(HERE, "corpus.jsonl"), encoding="utf-8")]
 
 # llama2
@@ -249,6 +289,17 @@ try:
     print("cross-check sentencepiece: %d disagreements over %d lines" % (bad, len(rows)))
 except ImportError:
     print("cross-check sentencepiece: not installed, skipped")
+
+# stories260K
+tok512 = load_llama2c(os.path.join(SHARED, "models", "stories260K", "tok512.bin"))
+pieces = []
+for i, (p, score) in enumerate(tok512):
+    typ = UNKNOWN if i == 0 else CONTROL if i in (1, 2) else BYTE if 3 <= i < 259 else NORMAL
+    pieces.append((p.strip("\n") if typ == CONTROL else p.replace(" ", "\u2581"), score, typ))
+write_gguf(os.path.join(HERE, "stories260K-vocab.gguf"), "llama", "default",
+           [p for p, _, _ in pieces], [t for _, _, t in pieces], bos=1, eos=2, unk=0,
+           add_bos=True, add_space_prefix=True, scores=[s for _, s, _ in pieces],
+           name="stories260K tokenizer (from llama2.c tok512.bin)")
 
 # smollm2 (full, from the model) and the committed mini vocabulary
 if not os.path.exists(SMOL_GGUF):
@@ -273,3 +324,11 @@ write_gguf(os.path.join(HERE, "smollm2-mini.gguf"), "gpt2", v["scalar"]("tokeniz
            name="SmolLM2 tokenizer, first %d merges" % MINI_MERGES)
 expected(hf_smollm(mini_tokens, mini_types, mini_merges), corpus,
          os.path.join(HERE, "expected-smollm2-mini.jsonl"))
+
+for name, regex, ignore in (("gpt2", RE_GPT2, False), ("llama3", RE_LLAMA3, True), ("qwen2", RE_QWEN2, False)):
+    tok = hf_smollm(mini_tokens, mini_types, mini_merges, regex, ignore)
+    path = os.path.join(HERE, "expected-pre-%s.jsonl" % name)
+    with open(path, "w", encoding="utf-8") as f:
+        for text in corpus[:PRE_LINES]:
+            f.write(json.dumps(tok.encode(text).ids, separators=(",", ":")) + "\n")
+    print("wrote %s (%d lines)" % (path, PRE_LINES))

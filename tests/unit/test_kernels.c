@@ -459,20 +459,28 @@ static void kernel_view_of_x(const struct matmul_backend *be, const struct mm_ca
     free(blocks);
 }
 
+/* The offset m of block b of weight row o when written d*q + m with q >= 0:
+ * Q4_1's own, or -8d for Q4_0 (a back end may sum either apart as m*s). */
+static double block_offset(const struct mm_case *c, int o, int b)
+{
+    if (c->t == DTYPE_Q4_1)
+        return fp16_to_f32(((const struct block_q4_1 *)mm_wrow(c, o))[b].m);
+    if (c->t == DTYPE_Q4_0)
+        return -8.0 * fp16_to_f32(((const struct block_q4_0 *)mm_wrow(c, o))[b].d);
+    return 0;
+}
+
 /* How far rounding in any kernel may move weight row o's dot product with xk
  * (the kernel's view of x): in*u*sum|w*x| for float weights, whatever the
  * summation order. Quantized weights sum exact integer block dot products, so
- * only the per-block scaling and the in/QK accumulations round (plus Q4_1's
- * offset m, summed apart), and the factor 4 and the 16 extra terms leave
- * slack for the lane reductions. */
+ * only the per-block scaling and the in/QK accumulations round (plus the
+ * offset terms m*s, summed apart), and the factor 4 and the 16 extra terms
+ * leave slack for the lane reductions. */
 static double rounding_bound(const struct mm_case *c, int o, const float *wf, const float *xk)
 {
     double mag = 0;
-    for (int i = 0; i < c->in; i++) {
-        const double m = c->t == DTYPE_Q4_1
-            ? fabs(fp16_to_f32(((const struct block_q4_1 *)mm_wrow(c, o))[i / QK].m)) : 0;
-        mag += (fabs(wf[i]) + m) * fabs(xk[i]);
-    }
+    for (int i = 0; i < c->in; i++)
+        mag += (fabs(wf[i]) + fabs(block_offset(c, o, i / QK))) * fabs(xk[i]);
     const double terms = is_quantized(c->t) ? 4.0 * (c->in / QK + 16) : 1.01 * c->in;
     return terms * U * mag + 1e-30;
 }

@@ -6,7 +6,8 @@
  *
  * Vocabularies: Llama-2's (llama2-vocab.gguf), SmolLM2's first 2000 merges
  * (smollm2-mini.gguf), and SmolLM2's full one from the real model when
- * models/ has it (skipped otherwise; scripts/fetch-smollm2.sh fetches it). */
+ * models/ has it (skipped otherwise; scripts/fetch-smollm2.sh fetches it);
+ * stories260K's (stories260K-vocab.gguf) against llama2.c's own run. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -24,6 +25,8 @@
 
 #define DIR "tests/tokenizer/"
 #define SMOLLM2_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+static char tmp_dir[64];
 
 static struct tokenizer *load_path(const char *path, char *err, size_t errlen)
 {
@@ -234,6 +237,90 @@ static void test_corpus_smollm2(void **state)
     assert_int_equal(st.round_trips, st.lines - 1);
 }
 
+/* The other byte-level pre-tokenizers on the mini vocabulary: its metadata
+ * copied with tokenizer.ggml.pre replaced. */
+static void test_pre_families(void **state)
+{
+    static const char *const names[] = {"gpt2", "llama3", "qwen2"};
+    char err[512], path[128], expected[128];
+    struct gguf_file *mini = gguf_open(DIR "smollm2-mini.gguf", err, sizeof err);
+    assert_non_null(mini);
+    for (int f = 0; f < 3; f++) {
+        snprintf(path, sizeof path, "%s/%s.gguf", tmp_dir, names[f]);
+        struct gguf_writer *w = gguf_writer_new();
+        gguf_copy_kv(w, mini);
+        gguf_set_str(w, "tokenizer.ggml.pre", names[f]);
+        assert_true(gguf_writer_write(w, path, NULL, NULL, err, sizeof err));
+        gguf_writer_free(w);
+        struct tokenizer *t = must_load(path);
+        unlink(path);
+        snprintf(expected, sizeof expected, DIR "expected-pre-%s.jsonl", names[f]);
+        FILE *fp = fopen(expected, "r");
+        assert_non_null(fp);
+        char *buf = NULL;
+        size_t cap = 0;
+        int bad = 0, lines = 0;
+        for (size_t i = 0; i < n_corpus && getline(&buf, &cap, fp) > 0; i++, lines++) {
+            json_object *want = json_tokener_parse(buf);
+            int32_t *ids;
+            int k = encode(t, corpus[i].text, corpus[i].len, false, true, &ids);
+            if (!ids_equal(ids, k, want)) {
+                print_mismatch(names[f], i, ids, k, want);
+                bad++;
+            }
+            free(ids);
+            json_object_put(want);
+        }
+        free(buf);
+        fclose(fp);
+        tokenizer_free(t);
+        assert_int_equal(lines, 340);
+        if (bad)
+            fail_msg("pre-tokenizer %s: %d mismatches", names[f], bad);
+    }
+    gguf_close(mini);
+}
+
+/* llama2.c's run.c on stories260K: its prompt ids, and the text it printed
+ * for its greedy run (which ends with the newline run.c adds). */
+static void test_stories260k_llama2c(void **state)
+{
+    const char *dir = "../shared/data/models/stories260K/";
+    char ids_path[256], txt_path[256];
+    snprintf(ids_path, sizeof ids_path, "%sgreedy_once_upon_a_time.ids", dir);
+    snprintf(txt_path, sizeof txt_path, "%sgreedy_once_upon_a_time.txt", dir);
+    FILE *fi = fopen(ids_path, "r"), *ft = fopen(txt_path, "r");
+    if (!fi || !ft) {
+        fprintf(stderr, "  skipped: %s absent\n", dir);
+        if (fi)
+            fclose(fi);
+        if (ft)
+            fclose(ft);
+        skip();
+    }
+    struct tokenizer *t = must_load(DIR "stories260K-vocab.gguf");
+    int32_t ids[1024];
+    int n = 0;
+    assert_int_equal(fscanf(fi, "prompt:"), 0);
+    while (n < 1024 && fscanf(fi, "%d", &ids[n]) == 1)
+        n++;
+    fclose(fi);
+    int32_t prompt[8];
+    assert_int_equal(tokenizer_encode(t, "Once upon a time", 16, true, false, prompt, 8), 5);
+    assert_memory_equal(prompt, ids, sizeof(int32_t) * 5); /* 1 403 407 261 378 */
+    char want[8192];
+    size_t want_len = fread(want, 1, sizeof want - 1, ft);
+    fclose(ft);
+    want[want_len] = '\0';
+    size_t len;
+    char *got = tokenizer_decode(t, ids, (size_t)n, false, &len);
+    assert_true(want_len > 0 && want[want_len - 1] == '\n');
+    want[want_len - 1] = '\0';
+    assert_string_equal(got, want);
+    free(got);
+    tokenizer_free(t);
+}
+
 /* ---- behaviour ---- */
 
 static void test_special_tokens(void **state)
@@ -380,8 +467,6 @@ static void test_hash(void **state)
 }
 
 /* ---- malformed vocabularies ---- */
-
-static char tmp_dir[64];
 
 static int make_tmp_dir(void **state)
 {
@@ -576,6 +661,48 @@ static void test_small_vocab(void **state)
     assert_int_equal(ids[1], 0);
     assert_int_equal(ids[2], 4);
     tokenizer_free(t);
+
+    /* a token spanning "a▁": merges cross the word boundary, so the text is
+     * not cut into words: "▁a▁b" -> ▁ a▁b (cut, it would be ▁a ▁ b) */
+    static const char *const toks[] = {"<unk>", "a", "b", "\xE2\x96\x81", "\xE2\x96\x81" "a",
+                                       "a\xE2\x96\x81", "a\xE2\x96\x81" "b"};
+    static const float scores[] = {0, -1, -2, -3, -6, -4, -5};
+    w = gguf_writer_new();
+    gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_set_arr_str(w, "tokenizer.ggml.tokens", toks, 7);
+    gguf_set_arr_f32(w, "tokenizer.ggml.scores", scores, 7);
+    assert_true(gguf_writer_write(w, path, NULL, NULL, err, sizeof err));
+    gguf_writer_free(w);
+    t = must_load(path);
+    assert_int_equal(tokenizer_encode(t, "a b", 3, true, false, ids, 16), 2); /* no BOS in this vocab */
+    assert_int_equal(ids[0], 3);
+    assert_int_equal(ids[1], 6);
+    tokenizer_free(t);
+
+    /* Llama-3's model takes a piece that is a token whole, even one no merge
+     * makes ("ba"); GPT-2's does not */
+    static const char *const bpe_toks[] = {"a", "b", "ab", "ba"};
+    static const char *const bpe_merges[] = {"a b"};
+    const char *pres[] = {"llama3", "gpt2"};
+    for (int i = 0; i < 2; i++) {
+        w = gguf_writer_new();
+        gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+        gguf_set_str(w, "tokenizer.ggml.pre", pres[i]);
+        gguf_set_arr_str(w, "tokenizer.ggml.tokens", bpe_toks, 4);
+        gguf_set_arr_str(w, "tokenizer.ggml.merges", bpe_merges, 1);
+        assert_true(gguf_writer_write(w, path, NULL, NULL, err, sizeof err));
+        gguf_writer_free(w);
+        t = must_load(path);
+        if (i == 0) {
+            assert_int_equal(tokenizer_encode(t, "ba", 2, true, false, ids, 16), 1);
+            assert_int_equal(ids[0], 3);
+        } else {
+            assert_int_equal(tokenizer_encode(t, "ba", 2, true, false, ids, 16), 2);
+            assert_int_equal(ids[0], 1);
+            assert_int_equal(ids[1], 0);
+        }
+        tokenizer_free(t);
+    }
 }
 
 int main(void)
@@ -584,6 +711,8 @@ int main(void)
         cmocka_unit_test(test_corpus_llama2),
         cmocka_unit_test(test_corpus_smollm2_mini),
         cmocka_unit_test(test_corpus_smollm2),
+        cmocka_unit_test(test_stories260k_llama2c),
+        cmocka_unit_test_setup_teardown(test_pre_families, make_tmp_dir, remove_tmp_dir),
         cmocka_unit_test(test_special_tokens),
         cmocka_unit_test(test_encode_retry),
         cmocka_unit_test(test_invalid_utf8_input),
