@@ -38,7 +38,8 @@ static void quantize_x_avx2(const float *x, struct block_q8x *y, int in)
         m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         m = _mm_max_ss(m, _mm_movehdup_ps(m));
         const float d = _mm_cvtss_f32(m) / 127;
-        const __m256 id = _mm256_set1_ps(d ? 1.0f / d : 0.0f);
+        /* 127/amax, not 1/d: ggml's rounding, so q flips where its does */
+        const __m256 id = _mm256_set1_ps(d ? 127.0f / _mm_cvtss_f32(m) : 0.0f);
         __m256i q[4];
         __m256i sum = _mm256_setzero_si256();
         for (int k = 0; k < 4; k++) {
@@ -56,8 +57,7 @@ static void quantize_x_avx2(const float *x, struct block_q8x *y, int in)
         __m128i s = _mm_add_epi32(_mm256_extracti128_si256(sum, 1), _mm256_castsi256_si128(sum));
         s = _mm_hadd_epi32(s, s);
         s = _mm_hadd_epi32(s, s);
-        y[b].d = d;
-        y[b].s = d * (float)_mm_cvtsi128_si32(s);
+        block_q8x_set_scales(&y[b], d, _mm_cvtsi128_si32(s));
     }
 }
 
@@ -119,7 +119,7 @@ ALWAYS_INLINE void tile_quant(const struct matmul_job *job, int o, int r0, int n
             const __m256 scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&xb->d));
             acc[r] = _mm256_fmadd_ps(scale, dot, acc[r]);
             if (t != DTYPE_Q8_0)
-                mins[r] += m * xb->s;
+                mins[r] += m * (t == DTYPE_Q4_0 ? xb->dsum : xb->s);
         }
     }
     FOR_TILE_ROWS(r, nr)

@@ -17,13 +17,26 @@
 #endif
 
 /* One QK-element block of an activation row quantized for integer dot
- * products with quantized weights: x ~ d*q with d = amax/127, q = round(x/d)
- * (ties to even), and s = d*sum(q) so that a Q4_1 block's offset m contributes
- * m*s. Scales are floats, not halves: these blocks never leave memory. */
+ * products with quantized weights: q = round(x * 127/amax) (ties to even).
+ * The scales are rounded as ggml's q8_0/q8_1 blocks store them, as halves,
+ * so our logits follow llama.cpp's to float rounding: over a deep model the
+ * half-rounding of the scales moves logits by tenths, far more than any
+ * difference in summation order.
+ *   d     fp16(amax/127), widened                 x ~ d*q
+ *   s     fp16(amax/127 * sum(q)), widened        a Q4_1 offset m adds m*s
+ *   dsum  d * sum(q), exact in float              a Q4_0 offset -8*d_w adds -8*d_w*dsum */
 struct block_q8x {
-    float d, s;
+    float d, s, dsum;
     int8_t qs[QK];
 };
+
+/* Fills a block's scales from the unrounded scale d and sum(q). */
+static inline void block_q8x_set_scales(struct block_q8x *y, float d, int sum)
+{
+    y->d = fp16_to_f32_inline(f32_to_fp16_inline(d));
+    y->s = fp16_to_f32_inline(f32_to_fp16_inline(d * (float)sum));
+    y->dsum = y->d * (float)sum;
+}
 
 /* The operands of one matmul, as every back end sees them.
  *   w  (out, in) dtype t, rows w_stride bytes apart

@@ -11,15 +11,14 @@ void matmul_quantize_x_scalar(const float *x, struct block_q8x *y, int in)
         for (int j = 0; j < QK; j++)
             amax = amax > fabsf(x[j]) ? amax : fabsf(x[j]);
         const float d = amax / 127;
-        const float id = d ? 1.0f / d : 0.0f;
+        const float id = d ? 127.0f / amax : 0.0f; /* as ggml: q flips where its does */
         int sum = 0;
         for (int j = 0; j < QK; j++) {
             const float v = x[j] * id;
             y[b].qs[j] = (int8_t)rintf(v); /* ties to even, like the SIMD back ends */
             sum += y[b].qs[j];
         }
-        y[b].d = d;
-        y[b].s = d * (float)sum;
+        block_q8x_set_scales(&y[b], d, sum);
     }
 }
 

@@ -24,10 +24,17 @@
 
 #define FIXTURE "tests/golden/fixtures/smollm2_greedy.json"
 #define MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
-/* Both engines quantize activations to 8 bits but sum in different orders;
- * their logits differ by a few hundredths (measured max below), so a top-2 gap
- * under this is a tie that either engine may break either way. */
-#define NEAR_TIE 0.1
+/* The engine's noise floor on this model, measured (tests/golden/README.md):
+ * SmolLM2's residual stream has outlier features, so an activation block's
+ * 8-bit scale is coarse and a float rounding difference anywhere can flip a
+ * quantized value and move logits by tenths. llama.cpp's own logits differ by
+ * up to 0.6 from a float64 replay of llama.cpp's arithmetic, while ours match
+ * that replay to 1e-5 on a 1-layer cut of the model. So a top-2 gap under 1.0
+ * is a tie that two faithful engines may break differently. */
+#define NEAR_TIE 1.0
+/* Largest |Δlogit| over llama.cpp's top-8 allowed before a divergence: a few
+ * times the noise floor; a wrong kernel moves logits by whole units. */
+#define MAX_DLOGIT 2.5
 
 static int get_int(json_object *a, size_t i) { return json_object_get_int(json_object_array_get_idx(a, i)); }
 
@@ -102,6 +109,7 @@ static void test_greedy_matches_llama_cpp(void **state)
     }
     print_message("top-1 agreement %d/%d steps compared, max |dlogit| over llama.cpp's top-8: %.4f\n",
                   agree, compared, max_dlogit);
+    assert_true(max_dlogit < MAX_DLOGIT);
     free(logits);
     forward_ctx_free(fc);
     threadpool_free(tp);

@@ -331,7 +331,11 @@ static void test_quantize_x_backends_agree(void **state)
         int sum = 0;
         for (int j = 0; j < QK; j++)
             sum += a[blk].qs[j];
-        assert_true(a[blk].s == a[blk].d * (float)sum);
+        /* d is a half, dsum exact; s is the unrounded scale times sum,
+         * rounded to a half: within 2^-10 of dsum (two half roundings). */
+        assert_true(fp16_to_f32(f32_to_fp16(a[blk].d)) == a[blk].d);
+        assert_true(a[blk].dsum == a[blk].d * (float)sum);
+        assert_true(fabs((double)a[blk].s - a[blk].dsum) <= fabs((double)a[blk].dsum) * 0x1.0p-10 + 1e-30);
     }
 }
 
@@ -482,7 +486,13 @@ static double rounding_bound(const struct mm_case *c, int o, const float *wf, co
     for (int i = 0; i < c->in; i++)
         mag += (fabs(wf[i]) + fabs(block_offset(c, o, i / QK))) * fabs(xk[i]);
     const double terms = is_quantized(c->t) ? 4.0 * (c->in / QK + 16) : 1.01 * c->in;
-    return terms * U * mag + 1e-30;
+    /* Q4_1's offsets multiply s = d*sum(q) rounded to a half, as ggml's q8_1
+     * stores it: up to 2^-11 of |m| * sum|x| per block. */
+    double half_s = 0;
+    if (c->t == DTYPE_Q4_1)
+        for (int i = 0; i < c->in; i++)
+            half_s += fabs(block_offset(c, o, i / QK)) * fabs(xk[i]) * 0x1.0p-11;
+    return terms * U * mag + half_s + 1e-30;
 }
 
 /* Checks y (row r of x against every weight row) computed by back end `be`.
