@@ -19,9 +19,11 @@ Variants worth knowing about:
   tiny-qwen2-*     have F32 q/k/v biases and use NEOX rope
 
 Usage:  python tests/golden/make_tiny_models.py [--check-llama-cpp]
---check-llama-cpp also loads every model with llama-cpp-python and prints the
-max |logit difference| between llama.cpp and this reference, plain and with
-llama.cpp's CPU activation rounding emulated (a validation, not a fixture).
+--check-llama-cpp also loads every model with llama-cpp-python, stores its
+logits in the fixture ("llama_cpp_logits", a second oracle) and prints the max
+|logit difference| between llama.cpp and this reference, plain and with
+llama.cpp's CPU activation rounding emulated. The committed fixtures were made
+with this flag.
 """
 import argparse
 import json
@@ -337,11 +339,19 @@ def main():
             hp, w = read_model(gpath)
             tokens = prompt_tokens(arch, tname)
             logits = forward(hp, w, tokens)
-            write_json(os.path.join(FIXTURES, name + ".json"), {
+            fixture = {
                 "model": name + ".gguf",
                 "tokens": tokens,
                 "logits": [[fmt(v) for v in row] for row in logits],
-            })
+            }
+            if args.check_llama_cpp:
+                # llama.cpp's own logits, a second oracle: the engine follows
+                # its activation rounding for f32 and the 8-bit types.
+                import llama_cpp
+                lc = llama_cpp_logits(gpath, tokens)
+                fixture["llama_cpp"] = "llama-cpp-python " + llama_cpp.__version__
+                fixture["llama_cpp_logits"] = [[fmt(v) for v in row] for row in lc]
+            write_json(os.path.join(FIXTURES, name + ".json"), fixture)
             names.append(name + ".gguf")
             line = f"{name}: logits range [{logits.min():.3f}, {logits.max():.3f}]"
             if args.check_llama_cpp:
