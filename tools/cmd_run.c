@@ -61,6 +61,23 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0; /* kilobytes on Linux */
 }
 
+/* A line "Key:  N kB" of /proc/self/status in MB, or -1 where there is none.
+ * RssFile is the mapped weights the pass touched, RssAnon what we allocated:
+ * together they show the weights are mapped, not copied. */
+static double status_mb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double mb = -1;
+    size_t klen = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, klen) && line[klen] == ':')
+            mb = strtod(line + klen + 1, NULL) / 1024.0;
+    if (f)
+        fclose(f);
+    return mb;
+}
+
 /* Parses "1 2 3" (spaces or commas) into ids; returns count or -1. */
 static int parse_ids(const char *s, int32_t **out)
 {
@@ -240,6 +257,8 @@ static void print_json(const struct generation *g)
     json_object_object_add(o, "decode_tok_s",
                            json_object_new_double(g->n_ids > 1 ? (g->n_ids - 1) / g->decode_s : 0));
     json_object_object_add(o, "peak_rss_mb", json_object_new_double(peak_rss_mb()));
+    json_object_object_add(o, "rss_anon_mb", json_object_new_double(status_mb("RssAnon")));
+    json_object_object_add(o, "rss_file_mb", json_object_new_double(status_mb("RssFile")));
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
 }
