@@ -6,7 +6,7 @@ ARCH      ?= -march=native
 OPT       ?= -O2
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CSTD      := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
-DEPS_PKG  := json-c libpcre2-8
+DEPS_PKG  := json-c libpcre2-8 lapacke openblas
 PKG_CFLAGS := $(shell pkg-config --cflags $(DEPS_PKG) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(DEPS_PKG) 2>/dev/null)
 CFLAGS    += $(CSTD) $(OPT) $(ARCH) $(WARN) -g -MMD -MP -I. $(PKG_CFLAGS)

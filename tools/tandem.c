@@ -15,6 +15,7 @@ static const struct command commands[] = {
     {"synth", cmd_synth, "write a random-weight model at any Llama shape"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"detokenize", cmd_detokenize, "print the text of token ids"},
+    {"train-exits", cmd_train_exits, "fit early-exit heads and store them in the model"},
 };
 
 static void usage(FILE *out)
