@@ -26,6 +26,8 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=build/san/tests/%)
 GOLD_BIN  := $(GOLD_SRC:tests/golden/%.c=build/rel/tests/%)
 
 .PHONY: all test unit golden fuzz bench clean deps demo
+# Keep objects made through pattern-rule chains (tests) between runs.
+.SECONDARY:
 all: bin/tandem
 
 bin/tandem: $(REL_LIB) $(REL_TOOL)
