@@ -6,15 +6,19 @@ ARCH      ?= -march=native
 OPT       ?= -O2
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CSTD      := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
-DEPS_PKG  := json-c libpcre2-8 lapacke openblas
+DEPS_PKG  := json-c libpcre2-8 lapacke openblas libprotobuf-c libzmq
 PKG_CFLAGS := $(shell pkg-config --cflags $(DEPS_PKG) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(DEPS_PKG) 2>/dev/null)
-CFLAGS    += $(CSTD) $(OPT) $(ARCH) $(WARN) -g -MMD -MP -I. $(PKG_CFLAGS)
+CFLAGS    += $(CSTD) $(OPT) $(ARCH) $(WARN) -g -MMD -MP -I. -Ibuild/gen $(PKG_CFLAGS)
 LDLIBS    += $(PKG_LIBS) -lpthread -lm
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-LIB_SRC   := $(wildcard kernels/*.c kernels/cpu/*.c weights/*.c engine/*.c)
+# The wire schema's C code is generated from proto/tandem.proto into
+# build/gen/proto/ (protoc-c) and compiled like any library source.
+PROTO_GEN := build/gen/proto/tandem.pb-c.c build/gen/proto/tandem.pb-c.h
+LIB_SRC   := $(wildcard kernels/*.c kernels/cpu/*.c weights/*.c engine/*.c proto/*.c edge/*.c cloud/*.c) \
+             build/gen/proto/tandem.pb-c.c
 TOOL_SRC  := $(wildcard tools/*.c)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 GOLD_SRC  := $(wildcard tests/golden/test_*.c)
@@ -29,6 +33,14 @@ GOLD_BIN  := $(GOLD_SRC:tests/golden/%.c=build/rel/tests/%)
 # Keep objects made through pattern-rule chains (tests) between runs.
 .SECONDARY:
 all: bin/tandem
+
+$(PROTO_GEN) &: proto/tandem.proto
+	@mkdir -p build/gen
+	protoc-c --c_out=build/gen $<
+
+# Objects may include the generated header: generate it first.
+$(REL_LIB) $(SAN_LIB) $(REL_TOOL) $(UNIT_SRC:tests/unit/%.c=build/san/tests/unit/%.o) \
+  $(GOLD_SRC:tests/golden/%.c=build/rel/tests/golden/%.o): | $(PROTO_GEN)
 
 bin/tandem: $(REL_LIB) $(REL_TOOL)
 	@mkdir -p $(@D)
@@ -55,12 +67,12 @@ FUZZ_CC   ?= clang
 FUZZ_SECONDS ?= 20
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_FLAGS := $(CSTD) -O1 -g -I. -Wall -Wextra -Werror -Wno-unused-parameter \
+FUZZ_FLAGS := $(CSTD) -O1 -g -I. -Ibuild/gen -Wall -Wextra -Werror -Wno-unused-parameter \
               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all $(PKG_CFLAGS)
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) | $(PROTO_GEN)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $^ $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $(filter %.c,$^) $(LDLIBS)
 
 unit: $(UNIT_BIN)
 golden: $(GOLD_BIN) bin/tandem
@@ -84,5 +96,9 @@ clean:
 -include $(shell find build -name '*.d' 2>/dev/null)
 
 build/bench/engine_bench: build/rel/bench/engine_bench.o $(REL_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/bench/exit_bench: build/rel/bench/exit_bench.o $(REL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -8,6 +8,8 @@ packages=(
     libjson-c-dev                                        # JSON output and input
     libpcre2-dev                                         # tokenizer pre-split regexes
     liblapacke-dev libopenblas-dev                       # exit adapters: ridge regression
+    protobuf-c-compiler libprotobuf-c-dev                # the edge-cloud wire schema
+    libzmq3-dev                                          # the edge-cloud link (ZeroMQ)
     python3 python3-pip unzip                            # fetching the real test model
 )
 missing=()

@@ -14,6 +14,7 @@
 #include "../weights/tokenizer.h"
 #include "args.h"
 #include "commands.h"
+#include "prompt.h"
 
 static void run_usage(FILE *out)
 {
@@ -76,77 +77,6 @@ static double status_mb(const char *key)
     if (f)
         fclose(f);
     return mb;
-}
-
-/* Parses "1 2 3" (spaces or commas) into ids; returns count or -1. */
-static int parse_ids(const char *s, int32_t **out)
-{
-    int n = 0, cap = 16;
-    int32_t *ids = malloc(sizeof *ids * cap);
-    while (ids && *s) {
-        while (*s == ' ' || *s == ',' || *s == '\t' || *s == '\n')
-            s++;
-        if (!*s)
-            break;
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 0 || v > INT32_MAX) {
-            fprintf(stderr, "tandem run: --ids: '%.20s' is not a token id\n", s);
-            free(ids);
-            return -1;
-        }
-        if (n == cap) {
-            int32_t *grown = realloc(ids, sizeof *ids * (cap *= 2));
-            if (!grown)
-                break;
-            ids = grown;
-        }
-        ids[n++] = (int32_t)v;
-        s = end;
-    }
-    if (!ids || n == 0) {
-        fprintf(stderr, "tandem run: --ids: no token ids given\n");
-        free(ids);
-        return -1;
-    }
-    *out = ids;
-    return n;
-}
-
-/* The prompt, or with --chat the prompt as a user message in the chat
- * format (whose markers are special tokens), as ids. */
-static int encode_prompt(const struct tokenizer *tok, const struct run_opts *o, int32_t **out)
-{
-    const char *text = o->prompt;
-    char *chat = NULL;
-    if (o->chat) {
-        enum chat_format f = o->chat_name ? chat_format_by_name(o->chat_name) : chat_detect(tok);
-        if (f == CHAT_NONE) {
-            fprintf(stderr, o->chat_name ? "tandem run: --chat: unknown format '%s' (chatml, vicuna)\n"
-                                         : "tandem run: --chat: no chat format known for this model%s; "
-                                           "name one: --chat=chatml or --chat=vicuna\n",
-                    o->chat_name ? o->chat_name : "");
-            return -1;
-        }
-        struct chat_msg msg = {"user", o->prompt};
-        text = chat = chat_apply(f, tok, &msg, 1, true);
-        if (!chat)
-            return -1;
-    }
-    size_t len = strlen(text);
-    bool bos = !o->no_bos && tokenizer_add_bos_default(tok);
-    int cap = (int)len + 2;
-    int32_t *ids = malloc(sizeof *ids * cap);
-    int n = ids ? tokenizer_encode(tok, text, len, bos, o->chat, ids, cap) : -1;
-    free(chat);
-    if (n < 0 || n > cap || (n == 0)) {
-        fprintf(stderr, "tandem run: the prompt could not be tokenized%s\n",
-                n == 0 ? " (empty)" : "");
-        free(ids);
-        return -1;
-    }
-    *out = ids;
-    return n;
 }
 
 struct generation {
@@ -341,7 +271,8 @@ int cmd_run(int argc, char **argv)
         return 1;
     }
     struct generation g = {0};
-    g.n_prompt = o.ids ? parse_ids(o.ids, &g.prompt) : encode_prompt(tok, &o, &g.prompt);
+    g.n_prompt = o.ids ? prompt_parse_ids("tandem run", o.ids, &g.prompt)
+                      : prompt_encode("tandem run", tok, o.prompt, o.chat, o.chat_name, o.no_bos, &g.prompt);
     rc = 1;
     if (g.n_prompt > 0 && generate(m, tok, &o, &g)) {
         rc = 0;

@@ -1,47 +1,30 @@
 /* tandem train-exits: fit early-exit heads for a target and store them in a
- * copy of its GGUF (DESIGN.md §5, docs/exits.md).
- *
- * Two passes of the target over a prompt corpus, each prompt followed by the
- * target's own greedy continuation. Training prompts grow XᵀX and XᵀY of
- * every exit layer against the last (streamed, states never kept); the
- * adapters are fitted in closed form for a grid of λ. Held-out prompts then
- * score every candidate, "no adapter" included, by top-1 agreement with the
- * final layer, so the adapter chosen is never worse on held-out text than
- * the shared head alone; the same rows give each exit its confidence
- * threshold. */
+ * copy of its GGUF, report how good stored exits are, or export a draft made
+ * of a target's first layers (DESIGN.md §5, docs/exits.md). */
 #include <getopt.h>
-#include <json-c/json.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "../engine/exit_fit.h"
 #include "../engine/exits.h"
-#include "../kernels/cpu/ops.h"
-#include "../weights/tokenizer.h"
+#include "../engine/exits_draft.h"
 #include "args.h"
 #include "commands.h"
-#include "corpus.h"
-
-#define MAX_EXITS 64
-#define MAX_ROWS 64
-/* λ as multiples of the mean diagonal of XᵀX, strongest first: on equal
- * held-out agreement the earlier (simpler) candidate wins. */
-static const double lambda_grid[] = {1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5};
-#define N_LAMBDAS (int)(sizeof lambda_grid / sizeof lambda_grid[0])
+#include "train_exits.h"
 
 static void train_usage(FILE *out)
 {
     fprintf(out,
-            "usage: tandem train-exits -m TARGET.gguf --layers 8,16,24 --data PROMPTS.jsonl -o OUT.gguf\n\n"
-            "Fits early-exit heads and writes OUT.gguf = the target plus the heads.\n\n"
+            "usage: tandem train-exits -m TARGET.gguf --layers 8,16,24 --data PROMPTS.jsonl -o OUT.gguf [--report]\n"
+            "       tandem train-exits -m MODEL.gguf --report (--data P.jsonl | --report-data P.jsonl)\n"
+            "       tandem train-exits -m TARGET.gguf --export-draft N -o DRAFT.gguf\n\n"
+            "Fits early-exit heads and writes OUT.gguf = the target plus the heads; reports\n"
+            "how often a model's exits agree with its last layer; or writes a draft model.\n\n"
             "  -m, --model FILE     target model (GGUF with a tokenizer)\n"
             "      --layers L,L,..  exit layers, 0-based: an exit reads the stream after layer L\n"
             "      --data FILE      JSON Lines prompts: \"turns\" (list of strings) or \"prompt\"/\"text\"\n"
-            "  -o, --output FILE    where to write the model with exits (required)\n"
+            "  -o, --output FILE    where to write the model with exits, or the draft\n"
             "      --no-adapter     no adapters: the shared head alone (only thresholds are fitted)\n"
             "      --rank R         low-rank adapters of rank R (default 0 = full dim x dim)\n"
             "      --tokens N       tokens to run through the target, both passes (default 8192)\n"
@@ -50,412 +33,14 @@ static void train_usage(FILE *out)
             "      --precision P    held-out precision the stored thresholds reach (default 0.9)\n"
             "      --ctx N          longest sequence, prompt + continuation (default 512)\n"
             "      --threads N      worker threads (default: all cores)\n"
-            "      --json           print the summary as one JSON object\n"
+            "      --json           print the summary (and the report) as JSON, one object a line\n"
+            "      --report         report on the exits: of OUT.gguf after fitting, else of -m\n"
+            "      --report-data F  the report's prompts, all of them (default: held-out share of --data)\n"
+            "      --report-tokens N  tokens the report runs (default 4096)\n"
+            "      --report-json F  also write the report as JSON to F (bench/plot_exits.py draws it)\n"
+            "      --export-draft N write the first N layers with the shared head as a draft to -o\n"
             "  -h, --help           this text\n");
 }
-
-struct train_opts {
-    const char *model, *data, *out;
-    int layers[MAX_EXITS], n_layers;
-    bool no_adapter, json;
-    int rank, tokens, gen, ctx, threads;
-    float holdout, precision;
-};
-
-struct scored {
-    float prob;
-    bool agree;
-};
-
-/* One way of building an exit: no adapter, or the adapter fitted with one λ. */
-struct candidate {
-    struct exit_head head;
-    float *a, *u, *v;
-    double lambda; /* < 0: no adapter */
-    bool usable;   /* false when the fit failed (singular system) */
-    long agree;
-    struct scored *scores; /* every held-out row */
-    long n_scores, cap_scores;
-};
-
-struct trainer {
-    const struct train_opts *o;
-    struct model *m;
-    struct tokenizer *tok;
-    struct threadpool *tp;
-    struct forward_ctx *fc;
-    struct kv_cache *kv;
-    int n_exits, n_cands;
-    bool holdout_pass, failed;
-    struct ridge_stats stats[MAX_EXITS];
-    float *exit_rows[MAX_EXITS];   /* (MAX_ROWS, dim) the chunk's stream at each exit */
-    struct candidate *cands;       /* (n_exits, n_cands) */
-    struct exit_result *res;       /* (n_exits * n_cands, MAX_ROWS) */
-    struct exit_result final_res[MAX_ROWS];
-    struct exit_eval *ev;
-    long rows[2];                  /* tokens run: [training, held-out] */
-    long budget[2];
-    double progress_t;
-};
-
-static struct candidate *cand(struct trainer *t, int e, int c)
-{
-    return &t->cands[e * t->n_cands + c];
-}
-
-/* ---- progress ---- */
-
-static void progress(struct trainer *t, bool done)
-{
-    if (!isatty(STDERR_FILENO))
-        return;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double now = ts.tv_sec + ts.tv_nsec * 1e-9;
-    if (!done && now - t->progress_t < 0.1)
-        return;
-    t->progress_t = now;
-    int p = t->holdout_pass;
-    long total = t->budget[p] > 0 ? t->budget[p] : 1, k = t->rows[p] < total ? t->rows[p] : total;
-    char bar[31];
-    int fill = (int)(30 * k / total);
-    for (int i = 0; i < 30; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[30] = 0;
-    fprintf(stderr, "\rtrain-exits: %-9s [%s] %ld/%ld tokens%s", p ? "held-out" : "training", bar,
-            t->rows[p], total, done ? "\n" : "");
-}
-
-/* ---- the passes ---- */
-
-static void add_score(struct trainer *t, struct candidate *c, float prob, bool agree)
-{
-    if (c->n_scores == c->cap_scores) {
-        long cap = c->cap_scores ? c->cap_scores * 2 : 1024;
-        struct scored *grown = realloc(c->scores, sizeof *grown * cap);
-        if (!grown) {
-            t->failed = true;
-            return;
-        }
-        c->scores = grown;
-        c->cap_scores = cap;
-    }
-    c->scores[c->n_scores++] = (struct scored){prob, agree};
-    c->agree += agree;
-}
-
-/* Training: keep each exit's stream until the last layer, then add the pair
- * to the statistics. Held-out: evaluate every candidate at its layer, score
- * it against the final layer's argmax. */
-static bool train_hook(void *ctx, int layer, const float *hidden, int first_row, int n)
-{
-    struct trainer *t = ctx;
-    const struct model_config *c = &t->m->cfg;
-    (void)first_row;
-    for (int e = 0; e < t->n_exits; e++) {
-        if (t->o->layers[e] != layer)
-            continue;
-        if (!t->holdout_pass)
-            memcpy(t->exit_rows[e], hidden, sizeof(float) * n * c->dim);
-        for (int k = 0; t->holdout_pass && k < t->n_cands; k++)
-            if (cand(t, e, k)->usable)
-                exit_head_eval(t->ev, &cand(t, e, k)->head, hidden, n,
-                               t->res + (long)(e * t->n_cands + k) * MAX_ROWS, NULL);
-    }
-    if (layer != c->n_layers - 1)
-        return true;
-    if (!t->holdout_pass) {
-        for (int e = 0; e < t->n_exits; e++)
-            if (!ridge_stats_add(&t->stats[e], t->exit_rows[e], hidden, n))
-                t->failed = true;
-        return !t->failed;
-    }
-    /* The model's own head, evaluated like an exit: bitwise its logits. */
-    struct exit_head final = {.layer = layer, .adapter = EXIT_NO_ADAPTER};
-    exit_head_eval(t->ev, &final, hidden, n, t->final_res, NULL);
-    for (int e = 0; e < t->n_exits; e++)
-        for (int k = 0; k < t->n_cands; k++) {
-            const struct exit_result *r = t->res + (long)(e * t->n_cands + k) * MAX_ROWS;
-            for (int i = 0; cand(t, e, k)->usable && i < n; i++)
-                add_score(t, cand(t, e, k), r[i].prob, r[i].token == t->final_res[i].token);
-        }
-    return !t->failed;
-}
-
-/* One prompt and its greedy continuation, from an empty cache. */
-static bool run_sequence(struct trainer *t, const int32_t *ids, int n, float *logits, char *err,
-                         size_t errlen)
-{
-    kv_truncate(t->kv, 0);
-    struct forward_request req = {ids, n, n - 1, logits, train_hook, t};
-    if (!forward(t->fc, t->kv, &req, err, errlen))
-        return false;
-    t->rows[t->holdout_pass] += n;
-    for (int g = 0; g < t->o->gen; g++) {
-        int32_t next = argmax(logits, t->m->cfg.vocab);
-        if (next == tokenizer_eos(t->tok))
-            break;
-        req = (struct forward_request){&next, 1, 0, logits, train_hook, t};
-        if (!forward(t->fc, t->kv, &req, err, errlen))
-            return false;
-        t->rows[t->holdout_pass]++;
-        progress(t, false);
-    }
-    return true;
-}
-
-/* The ids of a prompt (BOS as the model wants) into *ids, grown as needed;
- * their count, or -1 on out of memory. */
-static int encode(const struct tokenizer *tok, const char *text, size_t len, int32_t **ids, int *cap)
-{
-    bool bos = tokenizer_add_bos_default(tok);
-    for (;;) {
-        int n = tokenizer_encode(tok, text, len, bos, false, *ids, *cap);
-        if (n <= *cap)
-            return n;
-        int32_t *grown = realloc(*ids, sizeof **ids * n);
-        if (!grown)
-            return -1;
-        *ids = grown;
-        *cap = n;
-    }
-}
-
-static bool is_holdout(int i, float share)
-{
-    return floor((i + 1) * (double)share) > floor(i * (double)share);
-}
-
-/* Runs the prompts of one role until its token budget is spent. */
-static bool run_pass(struct trainer *t, const struct corpus *corpus, char *err, size_t errlen)
-{
-    const struct train_opts *o = t->o;
-    int max_prompt = o->ctx - o->gen, cap = 0;
-    float *logits = malloc(sizeof(float) * t->m->cfg.vocab);
-    int32_t *ids = NULL;
-    bool ok = logits != NULL;
-    for (int i = 0; ok && !t->failed && i < corpus->n && t->rows[t->holdout_pass] < t->budget[t->holdout_pass]; i++) {
-        if (is_holdout(i, o->holdout) != t->holdout_pass)
-            continue;
-        int n = encode(t->tok, corpus->prompts[i], strlen(corpus->prompts[i]), &ids, &cap);
-        if (n < 0)
-            t->failed = true;
-        if (n > 0)
-            ok = run_sequence(t, ids, n < max_prompt ? n : max_prompt, logits, err, errlen);
-        progress(t, false);
-    }
-    progress(t, true);
-    free(logits);
-    free(ids);
-    /* The hook aborts a pass only when memory ran out. */
-    if (!logits || t->failed) {
-        snprintf(err, errlen, "out of memory");
-        return false;
-    }
-    return ok;
-}
-
-/* ---- fitting and choosing ---- */
-
-static bool make_candidates(struct trainer *t)
-{
-    const struct model_config *c = &t->m->cfg;
-    t->n_cands = t->o->no_adapter ? 1 : 1 + N_LAMBDAS;
-    t->cands = calloc((size_t)t->n_exits * t->n_cands, sizeof *t->cands);
-    t->res = malloc(sizeof *t->res * t->n_exits * t->n_cands * MAX_ROWS);
-    if (!t->cands || !t->res)
-        return false;
-    int rank = t->o->rank ? t->o->rank : c->dim;
-    for (int e = 0; e < t->n_exits; e++)
-        for (int k = 0; k < t->n_cands; k++) {
-            struct candidate *cd = cand(t, e, k);
-            cd->head = (struct exit_head){.layer = t->o->layers[e], .adapter = EXIT_NO_ADAPTER};
-            cd->lambda = -1.0;
-            cd->usable = k == 0;
-            if (k == 0)
-                continue;
-            cd->head.rank = rank;
-            if (t->o->rank) {
-                cd->head.adapter = EXIT_LOW_RANK_ADAPTER;
-                cd->u = malloc(sizeof(float) * c->dim * rank);
-                cd->v = malloc(sizeof(float) * rank * c->dim);
-                cd->head.u = (struct matrix){cd->u, DTYPE_F32, c->dim, rank};
-                cd->head.v = (struct matrix){cd->v, DTYPE_F32, rank, c->dim};
-                if (!cd->u || !cd->v)
-                    return false;
-            } else {
-                cd->head.adapter = EXIT_FULL_ADAPTER;
-                cd->a = malloc(sizeof(float) * c->dim * c->dim);
-                cd->head.a = (struct matrix){cd->a, DTYPE_F32, c->dim, c->dim};
-                if (!cd->a)
-                    return false;
-            }
-        }
-    return true;
-}
-
-static void fit_candidates(struct trainer *t)
-{
-    char err[256];
-    for (int e = 0; e < t->n_exits; e++) {
-        double scale = ridge_scale(&t->stats[e]);
-        for (int k = 1; k < t->n_cands; k++) {
-            struct candidate *cd = cand(t, e, k);
-            cd->lambda = lambda_grid[k - 1] * scale;
-            cd->usable = t->o->rank ? ridge_fit_low_rank(&t->stats[e], cd->lambda, t->o->rank, cd->u,
-                                                         cd->v, err, sizeof err)
-                                    : ridge_fit(&t->stats[e], cd->lambda, cd->a, err, sizeof err);
-            if (!cd->usable)
-                fprintf(stderr, "train-exits: layer %d, λ %g: %s (candidate skipped)\n",
-                        cd->head.layer, cd->lambda, err);
-        }
-    }
-}
-
-static int choose(struct trainer *t, int e)
-{
-    int best = 0;
-    for (int k = 1; k < t->n_cands; k++)
-        if (cand(t, e, k)->usable && cand(t, e, k)->agree > cand(t, e, best)->agree)
-            best = k;
-    return best;
-}
-
-static int by_prob_desc(const void *a, const void *b)
-{
-    float x = ((const struct scored *)a)->prob, y = ((const struct scored *)b)->prob;
-    return (x < y) - (x > y);
-}
-
-/* The lowest confidence threshold whose kept rows reach the precision, and
- * the share of rows it keeps; 1 and the share at 1 when none does. Sorts
- * the candidate's scores. */
-static float threshold_for(struct candidate *c, double precision, double *kept)
-{
-    qsort(c->scores, c->n_scores, sizeof *c->scores, by_prob_desc);
-    float best = 1.0f;
-    long correct = 0, keep = 0;
-    for (long i = 0; i < c->n_scores; i++) {
-        correct += c->scores[i].agree;
-        bool boundary = i + 1 == c->n_scores || c->scores[i + 1].prob < c->scores[i].prob;
-        if (boundary && correct >= precision * (i + 1)) {
-            best = c->scores[i].prob;
-            keep = i + 1;
-        }
-    }
-    *kept = c->n_scores ? (double)keep / c->n_scores : 0.0;
-    return best;
-}
-
-/* ---- output ---- */
-
-static bool write_model(struct trainer *t, const int *chosen, const float *thresholds, char *err,
-                        size_t errlen)
-{
-    const struct gguf_file *src = t->m->file;
-    int dim = t->m->cfg.dim;
-    struct gguf_writer *w = gguf_writer_new();
-    if (!w) {
-        snprintf(err, errlen, "out of memory");
-        return false;
-    }
-    gguf_copy_kv(w, src);
-    gguf_set_arr_i32(w, "tandem.exit.layers", t->o->layers, t->n_exits);
-    gguf_set_arr_f32(w, "tandem.exit.thresholds", thresholds, t->n_exits);
-    for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
-        const struct gguf_tensor *x = gguf_tensor_at(src, i);
-        if (strncmp(x->name, "exit.", 5) != 0) /* earlier exits are replaced */
-            gguf_add_tensor(w, x->name, x->type, x->n_dims, x->ne, x->data, NULL, NULL);
-    }
-    for (int e = 0; e < t->n_exits; e++) {
-        const struct candidate *c = cand(t, e, chosen[e]);
-        char name[64];
-        int l = c->head.layer, r = c->head.rank;
-        if (c->head.adapter == EXIT_FULL_ADAPTER) {
-            snprintf(name, sizeof name, "exit.%d.adapter.weight", l);
-            gguf_add_tensor(w, name, DTYPE_F32, 2, (uint64_t[]){dim, dim}, c->a, NULL, NULL);
-        } else if (c->head.adapter == EXIT_LOW_RANK_ADAPTER) {
-            snprintf(name, sizeof name, "exit.%d.adapter_u.weight", l);
-            gguf_add_tensor(w, name, DTYPE_F32, 2, (uint64_t[]){r, dim}, c->u, NULL, NULL);
-            snprintf(name, sizeof name, "exit.%d.adapter_v.weight", l);
-            gguf_add_tensor(w, name, DTYPE_F32, 2, (uint64_t[]){dim, r}, c->v, NULL, NULL);
-        }
-    }
-    bool ok = gguf_writer_write(w, t->o->out, NULL, NULL, err, errlen);
-    gguf_writer_free(w);
-    if (!ok)
-        return false;
-    /* Read back what was written, as every user of the file will. */
-    struct model *m = model_load(t->o->out, err, errlen);
-    struct exit_set s = {0};
-    ok = m && exits_load(m, &s, err, errlen) && s.n == t->n_exits;
-    exits_free(&s);
-    model_free(m);
-    return ok;
-}
-
-static const char *adapter_name(const struct candidate *c)
-{
-    return c->head.adapter == EXIT_FULL_ADAPTER ? "full"
-           : c->head.adapter == EXIT_LOW_RANK_ADAPTER ? "low-rank" : "none";
-}
-
-static void print_table(struct trainer *t, const int *chosen, const float *thresholds,
-                        const double *kept)
-{
-    printf("wrote %s: %d exits, fitted on %ld tokens, chosen on %ld held-out tokens\n"
-           "(lambda: times the mean diagonal of XᵀX; threshold: held-out precision %.2f)\n",
-           t->o->out, t->n_exits, t->rows[0], t->rows[1], t->o->precision);
-    printf("%5s  %-8s  %8s  %11s  %8s  %9s  %5s\n", "layer", "adapter", "lambda", "agree(none)",
-           "agree", "threshold", "kept");
-    for (int e = 0; e < t->n_exits; e++) {
-        const struct candidate *none = cand(t, e, 0), *c = cand(t, e, chosen[e]);
-        double n = (double)none->n_scores;
-        char lambda[16] = "-";
-        if (chosen[e])
-            snprintf(lambda, sizeof lambda, "%.0e", lambda_grid[chosen[e] - 1]);
-        printf("%5d  %-8s  %8s  %11.4f  %8.4f  %9.4f  %4.0f%%\n", c->head.layer, adapter_name(c),
-               lambda, none->agree / n, c->agree / n, thresholds[e], 100 * kept[e]);
-    }
-}
-
-static void print_json(struct trainer *t, const int *chosen, const float *thresholds,
-                       const double *kept)
-{
-    json_object *root = json_object_new_object(), *exits = json_object_new_array();
-    for (int e = 0; e < t->n_exits; e++) {
-        const struct candidate *none = cand(t, e, 0), *c = cand(t, e, chosen[e]);
-        double n = (double)none->n_scores;
-        json_object *x = json_object_new_object(), *cands = json_object_new_array();
-        json_object_object_add(x, "layer", json_object_new_int(c->head.layer));
-        json_object_object_add(x, "adapter", json_object_new_string(adapter_name(c)));
-        json_object_object_add(x, "lambda", json_object_new_double(chosen[e] ? c->lambda : 0.0));
-        json_object_object_add(x, "agreement_none", json_object_new_double(none->agree / n));
-        json_object_object_add(x, "agreement", json_object_new_double(c->agree / n));
-        json_object_object_add(x, "threshold", json_object_new_double(thresholds[e]));
-        json_object_object_add(x, "kept", json_object_new_double(kept[e]));
-        for (int k = 0; k < t->n_cands; k++) {
-            const struct candidate *ck = cand(t, e, k);
-            json_object *cj = json_object_new_object();
-            json_object_object_add(cj, "lambda_rel", k ? json_object_new_double(lambda_grid[k - 1]) : NULL);
-            json_object_object_add(cj, "agreement",
-                                   ck->usable ? json_object_new_double(ck->agree / n) : NULL);
-            json_object_array_add(cands, cj);
-        }
-        json_object_object_add(x, "candidates", cands);
-        json_object_array_add(exits, x);
-    }
-    json_object_object_add(root, "output", json_object_new_string(t->o->out));
-    json_object_object_add(root, "train_tokens", json_object_new_int64(t->rows[0]));
-    json_object_object_add(root, "holdout_tokens", json_object_new_int64(t->rows[1]));
-    /* the option as typed, not its float rounding */
-    json_object_object_add(root, "precision", json_object_new_double(round(t->o->precision * 1e6) / 1e6));
-    json_object_object_add(root, "exits", exits);
-    printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
-    json_object_put(root);
-}
-
-/* ---- options ---- */
 
 static bool parse_layers(const char *s, struct train_opts *o)
 {
@@ -481,10 +66,36 @@ static bool parse_layers(const char *s, struct train_opts *o)
     return true;
 }
 
+/* Which of the three jobs the options ask for, and whether they fit it;
+ * a message on stderr when not. */
+static bool check_mode(const struct train_opts *o)
+{
+    const char *why = NULL;
+    if (!o->model)
+        why = "need -m MODEL.gguf";
+    else if (o->export_draft && (o->n_layers || o->report))
+        why = "--export-draft makes a draft only: no --layers or --report with it";
+    else if (o->export_draft && !o->out)
+        why = "--export-draft needs -o DRAFT.gguf";
+    else if (!o->export_draft && !o->report && (!o->n_layers || !o->data || !o->out))
+        why = "need -m TARGET.gguf, --layers, --data PROMPTS.jsonl and -o OUT.gguf";
+    else if (o->n_layers && (!o->data || !o->out))
+        why = "fitting needs --data PROMPTS.jsonl and -o OUT.gguf";
+    else if (o->report && !o->n_layers && o->out)
+        why = "-o without --layers: --report alone reads the exits of -m and writes no model";
+    else if (o->report && !o->data && !o->report_data)
+        why = "--report needs --report-data PROMPTS.jsonl, or --data to use its held-out share";
+    else if (o->no_adapter && o->rank)
+        why = "--rank and --no-adapter exclude each other";
+    if (why)
+        fprintf(stderr, "tandem train-exits: %s\n", why);
+    return !why;
+}
+
 static int parse_train_opts(int argc, char **argv, struct train_opts *o)
 {
     enum { O_LAYERS = 256, O_DATA, O_NOADAPT, O_RANK, O_TOKENS, O_GEN, O_HOLDOUT, O_PREC, O_CTX,
-           O_THREADS, O_JSON };
+           O_THREADS, O_JSON, O_REPORT, O_RDATA, O_RTOKENS, O_RJSON, O_DRAFT };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"output", required_argument, 0, 'o'},
         {"layers", required_argument, 0, O_LAYERS}, {"data", required_argument, 0, O_DATA},
@@ -492,17 +103,20 @@ static int parse_train_opts(int argc, char **argv, struct train_opts *o)
         {"tokens", required_argument, 0, O_TOKENS}, {"gen", required_argument, 0, O_GEN},
         {"holdout", required_argument, 0, O_HOLDOUT}, {"precision", required_argument, 0, O_PREC},
         {"ctx", required_argument, 0, O_CTX},       {"threads", required_argument, 0, O_THREADS},
-        {"json", no_argument, 0, O_JSON},           {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"json", no_argument, 0, O_JSON},           {"report", no_argument, 0, O_REPORT},
+        {"report-data", required_argument, 0, O_RDATA},
+        {"report-tokens", required_argument, 0, O_RTOKENS},
+        {"report-json", required_argument, 0, O_RJSON},
+        {"export-draft", required_argument, 0, O_DRAFT},
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     optind = 1;
     int c;
-    bool have_layers = false;
     while ((c = getopt_long(argc, argv, "m:o:h", opts, NULL)) != -1) {
         bool ok = true;
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'o': o->out = optarg; break;
-        case O_LAYERS: ok = have_layers = parse_layers(optarg, o); break;
+        case O_LAYERS: ok = parse_layers(optarg, o); break;
         case O_DATA: o->data = optarg; break;
         case O_NOADAPT: o->no_adapter = true; break;
         case O_RANK: ok = arg_int("--rank", optarg, 0, 1 << 16, &o->rank); break;
@@ -513,6 +127,11 @@ static int parse_train_opts(int argc, char **argv, struct train_opts *o)
         case O_CTX: ok = arg_int("--ctx", optarg, 2, 1 << 24, &o->ctx); break;
         case O_THREADS: ok = arg_int("--threads", optarg, 1, 1024, &o->threads); break;
         case O_JSON: o->json = true; break;
+        case O_REPORT: o->report = true; break;
+        case O_RDATA: o->report_data = optarg; o->report = true; break;
+        case O_RTOKENS: ok = arg_int("--report-tokens", optarg, 2, 1 << 30, &o->report_tokens); o->report = true; break;
+        case O_RJSON: o->report_json = optarg; o->report = true; break;
+        case O_DRAFT: ok = arg_int("--export-draft", optarg, 1, 4096, &o->export_draft); break;
         case 'h': train_usage(stdout); return 0;
         default: train_usage(stderr); return 2;
         }
@@ -523,15 +142,8 @@ static int parse_train_opts(int argc, char **argv, struct train_opts *o)
         fprintf(stderr, "tandem train-exits: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!o->model || !have_layers || !o->data || !o->out) {
-        fprintf(stderr, "tandem train-exits: need -m TARGET.gguf, --layers, --data PROMPTS.jsonl "
-                        "and -o OUT.gguf\n");
+    if (!check_mode(o))
         return 2;
-    }
-    if (o->no_adapter && o->rank) {
-        fprintf(stderr, "tandem train-exits: --rank and --no-adapter exclude each other\n");
-        return 2;
-    }
     if (o->gen >= o->ctx) {
         fprintf(stderr, "tandem train-exits: --gen %d leaves no room for a prompt in --ctx %d\n",
                 o->gen, o->ctx);
@@ -540,103 +152,31 @@ static int parse_train_opts(int argc, char **argv, struct train_opts *o)
     return -1;
 }
 
-/* Everything the target's shape decides about the options. */
-static bool check_against_model(const struct train_opts *o, const struct model *m)
+/* The draft of the first n layers. The target's exit after layer n-1, if it
+ * has one with an adapter, is not what the draft computes: say so. */
+static bool export_draft(const struct train_opts *o, char *err, size_t errlen)
 {
-    int last = m->cfg.n_layers - 1;
-    for (int e = 0; e < o->n_layers; e++)
-        if (o->layers[e] >= last) {
-            fprintf(stderr, "tandem train-exits: --layers: %d is not below the last layer (%s has "
-                            "%d layers, 0-based: exits go at 0 .. %d)\n",
-                    o->layers[e], o->model, last + 1, last - 1);
-            return false;
-        }
-    if (o->gen >= m->cfg.ctx_train) {
-        fprintf(stderr, "tandem train-exits: --gen %d leaves no room for a prompt in the model's "
-                        "context of %d\n", o->gen, m->cfg.ctx_train);
-        return false;
-    }
-    if (o->rank > m->cfg.dim) {
-        fprintf(stderr, "tandem train-exits: --rank %d exceeds the model's width %d\n", o->rank,
-                m->cfg.dim);
-        return false;
-    }
-    return true;
-}
-
-static void trainer_free(struct trainer *t)
-{
-    for (int e = 0; e < t->n_exits; e++) {
-        ridge_stats_free(&t->stats[e]);
-        free(t->exit_rows[e]);
-        for (int k = 0; t->cands && k < t->n_cands; k++) {
-            struct candidate *c = cand(t, e, k);
-            free(c->a);
-            free(c->u);
-            free(c->v);
-            free(c->scores);
-        }
-    }
-    free(t->cands);
-    free(t->res);
-    exit_eval_free(t->ev);
-    forward_ctx_free(t->fc);
-    kv_free(t->kv);
-    threadpool_free(t->tp);
-}
-
-static bool train(struct trainer *t, const struct corpus *corpus, char *err, size_t errlen)
-{
-    const struct train_opts *o = t->o;
-    const struct model_config *c = &t->m->cfg;
-    t->n_exits = o->n_layers;
-    t->budget[1] = (long)(o->tokens * (double)o->holdout);
-    t->budget[0] = o->no_adapter ? 0 : o->tokens - t->budget[1];
-    t->tp = threadpool_new(o->threads);
-    t->kv = kv_new(c, o->ctx);
-    t->fc = t->tp ? forward_ctx_new(t->m, t->tp, MAX_ROWS, o->ctx) : NULL;
-    bool ok = t->kv && t->fc && make_candidates(t);
-    for (int e = 0; ok && e < t->n_exits; e++) {
-        t->exit_rows[e] = malloc(sizeof(float) * MAX_ROWS * c->dim);
-        ok = t->exit_rows[e] && ridge_stats_init(&t->stats[e], c->dim);
-    }
-    if (!ok) {
-        snprintf(err, errlen, "out of memory (context %d)", o->ctx);
-        return false;
-    }
-    if (!o->no_adapter) {
-        if (!run_pass(t, corpus, err, errlen))
-            return false;
-        if (t->rows[0] == 0) {
-            snprintf(err, errlen, "%s: no training prompts (more prompts or a smaller --holdout)", o->data);
-            return false;
-        }
-        fit_candidates(t);
-    }
-    struct exit_set all = {t->n_exits * t->n_cands, NULL};
-    struct exit_head *heads = malloc(sizeof *heads * all.n);
-    for (int i = 0; heads && i < all.n; i++)
-        heads[i] = t->cands[i].head;
-    all.heads = heads;
-    t->ev = heads ? exit_eval_new(t->m, &all, t->tp, MAX_ROWS) : NULL;
-    free(heads);
-    if (!t->ev) {
-        snprintf(err, errlen, "out of memory");
-        return false;
-    }
-    t->holdout_pass = true;
-    if (!run_pass(t, corpus, err, errlen))
-        return false;
-    if (t->rows[1] == 0) {
-        snprintf(err, errlen, "%s: no held-out prompts (more prompts or a larger --holdout)", o->data);
-        return false;
-    }
-    return true;
+    struct model *m = model_load(o->model, err, errlen);
+    struct exit_set s = {0};
+    bool ok = m && exits_load(m, &s, err, errlen) &&
+              exits_export_draft(m, o->export_draft, o->out, err, errlen);
+    for (int e = 0; ok && e < s.n; e++)
+        if (s.heads[e].layer == o->export_draft - 1 && s.heads[e].adapter != EXIT_NO_ADAPTER)
+            fprintf(stderr, "tandem train-exits: note: the draft ends in the shared head; the "
+                            "adapter of the exit at layer %d is not in it (docs/exits.md)\n",
+                    s.heads[e].layer);
+    if (ok)
+        printf("wrote %s: the first %d of %s's %d layers and its head\n", o->out, o->export_draft,
+               o->model, m->cfg.n_layers);
+    exits_free(&s);
+    model_free(m);
+    return ok;
 }
 
 int cmd_train_exits(int argc, char **argv)
 {
-    struct train_opts o = {.tokens = 8192, .gen = 32, .ctx = 512, .holdout = 0.2f, .precision = 0.9f};
+    struct train_opts o = {.tokens = 8192, .gen = 32, .ctx = 512, .holdout = 0.2f,
+                           .precision = 0.9f, .report_tokens = 4096};
     int rc = parse_train_opts(argc, argv, &o);
     if (rc >= 0)
         return rc;
@@ -645,39 +185,16 @@ int cmd_train_exits(int argc, char **argv)
         o.threads = n > 0 ? (int)n : 1;
     }
     char err[512];
-    struct corpus corpus;
-    if (!corpus_read(o.data, &corpus, err, sizeof err)) {
+    struct corpus corpus = {0};
+    bool ok;
+    if (o.export_draft)
+        ok = export_draft(&o, err, sizeof err);
+    else
+        ok = (!o.data || corpus_read(o.data, &corpus, err, sizeof err)) &&
+             (!o.n_layers || exits_train(&o, &corpus, err, sizeof err)) &&
+             (!o.report || exits_report(&o, o.n_layers ? o.out : o.model, &corpus, err, sizeof err));
+    if (!ok)
         fprintf(stderr, "tandem train-exits: %s\n", err);
-        return 1;
-    }
-    struct trainer t = {.o = &o};
-    t.m = model_load(o.model, err, sizeof err);
-    t.tok = t.m ? tokenizer_load(t.m->file, err, sizeof err) : NULL;
-    rc = 1;
-    if (!t.m || !t.tok) {
-        fprintf(stderr, "tandem train-exits: %s\n", err);
-    } else if (check_against_model(&o, t.m)) {
-        if (o.ctx > t.m->cfg.ctx_train)
-            o.ctx = t.m->cfg.ctx_train;
-        int chosen[MAX_EXITS];
-        float thresholds[MAX_EXITS];
-        double kept[MAX_EXITS];
-        if (train(&t, &corpus, err, sizeof err)) {
-            for (int e = 0; e < t.n_exits; e++) {
-                chosen[e] = choose(&t, e);
-                thresholds[e] = threshold_for(cand(&t, e, chosen[e]), o.precision, &kept[e]);
-            }
-            if (write_model(&t, chosen, thresholds, err, sizeof err)) {
-                (o.json ? print_json : print_table)(&t, chosen, thresholds, kept);
-                rc = 0;
-            }
-        }
-        if (rc)
-            fprintf(stderr, "tandem train-exits: %s\n", err);
-    }
-    trainer_free(&t);
-    tokenizer_free(t.tok);
-    model_free(t.m);
     corpus_free(&corpus);
-    return rc;
+    return ok ? 0 : 1;
 }

@@ -8,5 +8,7 @@ int cmd_synth(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_train_exits(int argc, char **argv);
+int cmd_cloud(int argc, char **argv);
+int cmd_edge(int argc, char **argv);
 
 #endif

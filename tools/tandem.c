@@ -16,6 +16,8 @@ static const struct command commands[] = {
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"detokenize", cmd_detokenize, "print the text of token ids"},
     {"train-exits", cmd_train_exits, "fit early-exit heads and store them in the model"},
+    {"cloud", cmd_cloud, "serve a target model to edges (verification, early exits)"},
+    {"edge", cmd_edge, "generate with a draft model and a cloud (speculative decoding)"},
 };
 
 static void usage(FILE *out)

@@ -1,5 +1,6 @@
 /* Early-exit heads: loading and refusing exit metadata, the head against a
- * plain reference and a truncated model, and exits evaluated inside a pass. */
+ * plain reference and a truncated model, exits evaluated inside a pass, and
+ * drafts exported from a target. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "engine/exits.h"
+#include "engine/exits_draft.h"
 #include "engine/sample.h"
 #include "kernels/cpu/matmul.h"
 
@@ -402,6 +404,71 @@ static void test_pass_misuse(void **state)
     rig_close(&r);
 }
 
+/* ---- drafts from a target ---- */
+
+/* The draft of the first n layers gives bitwise the target's exit without
+ * adapter after layer n-1 (the target's own exit there has an adapter, which
+ * the draft leaves out), has no exits, and keeps the tokenizer. */
+static void test_draft_equals_exit(void **state)
+{
+    (void)state;
+    struct rig r = rig_open(model_with_exits(), "exits.gguf", 2);
+    int vocab = r.m->cfg.vocab;
+    enum { N = 7 };
+    int32_t tokens[N] = {1, 17, 42, 5, 88, 3, 60};
+    float *want = malloc(sizeof(float) * N * vocab), *got = malloc(sizeof(float) * N * vocab);
+    float hidden[N * DIM];
+    struct exit_result res[N];
+    char path[256], err[512];
+    snprintf(path, sizeof path, "%s/draft.gguf", tmp_dir);
+    for (int n = 1; n <= 3; n++) {
+        assert_true(exits_export_draft(r.m, n, path, err, sizeof err));
+        struct rig d = {model_load(path, err, sizeof err), {0}, r.tp};
+        assert_non_null(d.m);
+        assert_int_equal(d.m->cfg.n_layers, n);
+        assert_true(exits_load(d.m, &d.exits, err, sizeof err));
+        assert_int_equal(d.exits.n, 0);
+        assert_int_equal(gguf_find_key(d.m->file, "tandem.exit.layers"), -1);
+        enum gguf_value_type et;
+        uint64_t count, want_count;
+        assert_true(gguf_get_arr(d.m->file, "tokenizer.ggml.tokens", &et, &count));
+        assert_true(gguf_get_arr(r.m->file, "tokenizer.ggml.tokens", &et, &want_count));
+        assert_int_equal(count, want_count);
+        assert_int_equal(gguf_n_kv(d.m->file), gguf_n_kv(src));
+
+        struct forward_ctx *fc = forward_ctx_new(d.m, r.tp, 8, CTX);
+        struct kv_cache *kv = kv_new(&d.m->cfg, CTX);
+        struct forward_request req = {tokens, N, 0, got, NULL, NULL};
+        assert_true(forward(fc, kv, &req, err, sizeof err));
+        forward_ctx_free(fc);
+        kv_free(kv);
+
+        struct exit_head head = {.layer = n - 1, .adapter = EXIT_NO_ADAPTER};
+        struct exit_eval *ev = exit_eval_new(r.m, &(struct exit_set){1, &head}, r.tp, 8);
+        fc = forward_ctx_new(r.m, r.tp, 8, CTX);
+        kv = kv_new(&r.m->cfg, CTX);
+        struct capture cap = {n - 1, hidden};
+        req = (struct forward_request){tokens, N, N, NULL, capture_layer, &cap};
+        assert_true(forward(fc, kv, &req, err, sizeof err));
+        exit_head_eval(ev, &head, hidden, N, res, want);
+        assert_memory_equal(want, got, sizeof(float) * N * vocab);
+        exit_eval_free(ev);
+        forward_ctx_free(fc);
+        kv_free(kv);
+        d.tp = NULL;
+        rig_close(&d);
+    }
+    /* Nothing to cut, or more than there is: refused, and no file. */
+    remove(path);
+    assert_false(exits_export_draft(r.m, 0, path, err, sizeof err));
+    assert_false(exits_export_draft(r.m, 4, path, err, sizeof err));
+    assert_non_null(strstr(err, "has 4, a draft keeps 1 .. 3 of them"));
+    assert_int_equal(access(path, F_OK), -1);
+    free(want);
+    free(got);
+    rig_close(&r);
+}
+
 /* ---- malformed exit metadata ---- */
 
 static void expect_refused(struct gguf_writer *w, const char *want)
@@ -493,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_head_equals_truncated_model),
         cmocka_unit_test(test_exits_in_pass),
         cmocka_unit_test(test_pass_misuse),
+        cmocka_unit_test(test_draft_equals_exit),
         cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,79 @@
+/* The draft-side session (DESIGN.md §1): a C library an application links
+ * (a robot controller) and the `tandem edge` command is a thin user of.
+ *
+ *   struct edge *e = edge_open(&cfg, err, sizeof err);   // model + handshake
+ *   edge_generate(e, prompt, n, max_tokens, on_tokens, ctx, &res, err, sizeof err);
+ *   edge_result_free(&res);
+ *   edge_close(e);
+ *
+ * Modes: sd drafts γ tokens, sends them and waits for the cloud's FINAL;
+ * sd-ee also pre-drafts the next round from the cloud's EARLY verdict and
+ * sends it the moment FINAL confirms that verdict; cloud-ar lets the cloud
+ * generate alone and stream; cloud-ar-rpc asks for one token per request;
+ * edge-ar runs the draft alone (no cloud). With greedy decoding the tokens of
+ * sd, sd-ee and both cloud modes are exactly the target's own. */
+#ifndef TANDEM_EDGE_EDGE_H
+#define TANDEM_EDGE_EDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../engine/sample.h"
+#include "../weights/tokenizer.h"
+
+enum edge_mode { EDGE_SD, EDGE_SD_EE, EDGE_CLOUD_AR, EDGE_CLOUD_AR_RPC, EDGE_AR };
+
+/* "sd", "sd-ee", "cloud-ar", "cloud-ar-rpc", "edge-ar"; -1 for any other name. */
+int edge_mode_by_name(const char *name);
+const char *edge_mode_name(enum edge_mode m);
+
+struct edge_config {
+    const char *model;      /* the draft GGUF (its tokenizer names the pair) */
+    const char *endpoint;   /* tcp://host:5555, ipc://...; unused in edge-ar */
+    enum edge_mode mode;
+    int gamma;              /* draft tokens per round (default 4) */
+    struct sampling sampling;
+    uint64_t seed;
+    int threads;            /* default: all cores */
+    int ctx;                /* draft context (default min(model's, 2048)) */
+    int timeout_ms;         /* longest wait for the cloud (default 30000) */
+    bool ignore_eos;        /* keep going after EOS */
+};
+
+/* Receives tokens as they are committed (in order, each once). */
+typedef void (*edge_tokens_fn)(void *ctx, const int32_t *ids, int n);
+
+struct edge_result {
+    int32_t *ids;           /* generated tokens (malloc'd) */
+    int n_ids;
+    double wall_s;          /* first request to last token */
+    double ttft_ms;         /* first request to first token */
+    int rounds;             /* DRAFT/FINAL rounds (cloud-ar: 0) */
+    long accepted;          /* draft tokens accepted, all rounds */
+    int max_gamma;          /* length of the arrays below */
+    long *offered_at;       /* (max_gamma) rounds whose draft had a token at position i */
+    long *accepted_at;      /* (max_gamma) rounds whose token at position i was accepted */
+    int early_rounds;       /* rounds that received an EARLY */
+    int early_hits;         /* rounds started from a pre-draft the FINAL confirmed */
+    double edge_idle_ms;    /* waiting for the cloud, doing nothing */
+    double cloud_busy_ms;   /* the cloud's pass time, as it reports */
+    double draft_ms;        /* drafting and pre-drafting */
+};
+
+struct edge;
+
+/* Loads the draft; unless the mode is edge-ar, connects and shakes hands
+ * (a refused pair gives NULL and the cloud's reason in err). */
+struct edge *edge_open(const struct edge_config *cfg, char *err, size_t errlen);
+/* Generates up to max_tokens after prompt (stops after EOS unless
+ * ignore_eos). false and err on a cloud error or timeout; res then holds
+ * what was committed before. */
+bool edge_generate(struct edge *e, const int32_t *prompt, int n_prompt, int max_tokens,
+                   edge_tokens_fn fn, void *fn_ctx, struct edge_result *res, char *err,
+                   size_t errlen);
+const struct tokenizer *edge_tokenizer(const struct edge *e);
+void edge_result_free(struct edge_result *r);
+void edge_close(struct edge *e);
+
+#endif
