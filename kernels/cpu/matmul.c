@@ -20,15 +20,23 @@ size_t matmul_scratch_bytes(enum dtype t, int n, int in)
     return (size_t)n * (size_t)(in / QK) * sizeof(struct block_q8x);
 }
 
+const struct matmul_backend *const matmul_backends[] = {
+    &matmul_backend_scalar,
+#if defined(MATMUL_HAVE_AVX2)
+    &matmul_backend_avx2,
+#endif
+#if defined(MATMUL_HAVE_AVX512)
+    &matmul_backend_avx512,
+#endif
+#if defined(MATMUL_HAVE_NEON)
+    &matmul_backend_neon,
+#endif
+};
+const int matmul_backend_count = sizeof matmul_backends / sizeof matmul_backends[0];
+
 const struct matmul_backend *matmul_backend_best(void)
 {
-#if defined(MATMUL_HAVE_AVX2)
-    return &matmul_backend_avx2;
-#elif defined(MATMUL_HAVE_NEON)
-    return &matmul_backend_neon;
-#else
-    return &matmul_backend_scalar;
-#endif
+    return matmul_backends[matmul_backend_count - 1];
 }
 
 struct matmul_call {
@@ -39,8 +47,11 @@ struct matmul_call {
 static void matmul_thread(void *ctx, int ith, int nth)
 {
     const struct matmul_call *call = ctx;
+    const int out = call->job.out;
     int lo, hi;
-    thread_slice(call->job.out, ith, nth, &lo, &hi);
+    thread_slice((out + MATMUL_OUT_ALIGN - 1) / MATMUL_OUT_ALIGN, ith, nth, &lo, &hi);
+    lo *= MATMUL_OUT_ALIGN;
+    hi = hi * MATMUL_OUT_ALIGN < out ? hi * MATMUL_OUT_ALIGN : out;
     if (lo < hi)
         call->rows(&call->job, lo, hi);
 }

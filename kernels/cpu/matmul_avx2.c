@@ -14,16 +14,7 @@
 
 #include <immintrin.h>
 
-/* (a0+a4, a1+a5, a2+a6, a3+a7), then pairs, then the last two. */
-static inline float hsum_f32x8(__m256 a)
-{
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(a, 1), _mm256_castps256_ps128(a));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-static void quantize_x_avx2(const float *x, struct block_q8x *y, int in)
+void matmul_quantize_x_avx2(const float *x, struct block_q8x *y, int in)
 {
     const __m256 sign_bit = _mm256_set1_ps(-0.0f);
     for (int b = 0; b < in / QK; b++, x += QK) {
@@ -185,7 +176,7 @@ const struct matmul_backend matmul_backend_avx2 = {
         [DTYPE_Q4_0] = rows_q4_0,
         [DTYPE_Q4_1] = rows_q4_1,
     },
-    .quantize_x = quantize_x_avx2,
+    .quantize_x = matmul_quantize_x_avx2,
 };
 
 #endif

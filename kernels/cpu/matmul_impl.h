@@ -1,17 +1,21 @@
 /* Internals of matmul shared by its instruction-set back ends and the unit
- * tests. Each back end (scalar, AVX2, NEON) provides one function per weight
- * dtype that computes a range of output rows; matmul.c quantizes x, splits
- * the output rows over threads and calls it. */
+ * tests. Each back end (scalar, AVX2, AVX-512, NEON) provides one function
+ * per weight dtype that computes a range of output rows; matmul.c quantizes
+ * x, splits the output rows over threads and calls it. */
 #ifndef TANDEM_KERNELS_CPU_MATMUL_IMPL_H
 #define TANDEM_KERNELS_CPU_MATMUL_IMPL_H
 
 #include "convert_impl.h"
 #include "matmul.h"
 
-/* The SIMD back end this build uses, if any. TANDEM_FORCE_SCALAR leaves it
- * out so the portable code can be run (and timed) on any machine. */
+/* The SIMD back ends this build has, if any. TANDEM_FORCE_SCALAR leaves them
+ * out so the portable code can be run (and timed) on any machine. A machine
+ * with AVX-512 runs the AVX2 back end too, so both are built (and tested). */
 #if !defined(TANDEM_FORCE_SCALAR) && defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define MATMUL_HAVE_AVX2 1
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+#define MATMUL_HAVE_AVX512 1
+#endif
 #elif !defined(TANDEM_FORCE_SCALAR) && defined(__ARM_NEON) && defined(__aarch64__)
 #define MATMUL_HAVE_NEON 1
 #endif
@@ -24,9 +28,11 @@
  * difference in summation order.
  *   d     fp16(amax/127), widened                 x ~ d*q
  *   s     fp16(amax/127 * sum(q)), widened        a Q4_1 offset m adds m*s
- *   dsum  d * sum(q), exact in float              a Q4_0 offset -8*d_w adds -8*d_w*dsum */
+ *   dsum  d * sum(q), exact in float              a Q4_0 offset -8*d_w adds -8*d_w*dsum
+ *   sum   sum(q)                                  an integer weight offset c adds c*sum */
 struct block_q8x {
     float d, s, dsum;
+    int32_t sum;
     int8_t qs[QK];
 };
 
@@ -36,6 +42,7 @@ static inline void block_q8x_set_scales(struct block_q8x *y, float d, int sum)
     y->d = fp16_to_f32_inline(f32_to_fp16_inline(d));
     y->s = fp16_to_f32_inline(f32_to_fp16_inline(d * (float)sum));
     y->dsum = y->d * (float)sum;
+    y->sum = sum;
 }
 
 /* The operands of one matmul, as every back end sees them.
@@ -50,7 +57,14 @@ struct matmul_job {
     int n, in, out;
 };
 
-/* Computes y[r*out + o] for every r < n and o in [o_lo, o_hi). */
+/* Threads split the output rows at multiples of MATMUL_OUT_ALIGN (whole
+ * 64-byte lines of y, so no two threads write one line), which lets a back
+ * end work on that many output rows at a time: only the last group of a
+ * matrix can be partial. */
+#define MATMUL_OUT_ALIGN 16
+
+/* Computes y[r*out + o] for every r < n and o in [o_lo, o_hi); o_lo is a
+ * multiple of MATMUL_OUT_ALIGN, and o_hi too unless it is out. */
 typedef void (*matmul_rows_fn)(const struct matmul_job *job, int o_lo, int o_hi);
 
 struct matmul_backend {
@@ -64,14 +78,26 @@ struct matmul_backend {
 extern const struct matmul_backend matmul_backend_scalar;
 #if defined(MATMUL_HAVE_AVX2)
 extern const struct matmul_backend matmul_backend_avx2;
-#elif defined(MATMUL_HAVE_NEON)
+#endif
+#if defined(MATMUL_HAVE_AVX512)
+extern const struct matmul_backend matmul_backend_avx512;
+#endif
+#if defined(MATMUL_HAVE_NEON)
 extern const struct matmul_backend matmul_backend_neon;
 #endif
 
+/* Every back end this build has, scalar first, then each SIMD one in order
+ * of preference (the tests run them all). */
+extern const struct matmul_backend *const matmul_backends[];
+extern const int matmul_backend_count;
+
 /* The scalar activation quantizer; back ends without a faster one use it. */
 void matmul_quantize_x_scalar(const float *x, struct block_q8x *y, int in);
+#if defined(MATMUL_HAVE_AVX2)
+void matmul_quantize_x_avx2(const float *x, struct block_q8x *y, int in);
+#endif
 
-/* The back end matmul() uses: the SIMD one when built, else scalar. */
+/* The back end matmul() uses: the last of matmul_backends. */
 const struct matmul_backend *matmul_backend_best(void);
 
 /* matmul() with a chosen back end (tests compare back ends with this). */
@@ -82,41 +108,60 @@ void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *
 /* Row tiling shared by every back end.
  *
  * A back end writes one tile function
- *     tile(job, o, r0, nr, t)   y[(r0+r)*out + o] for r < nr, weight dtype t
+ *     tile(job, o, r0, nr, t)   y[(r0+r)*out + o + j] for r < nr, j < o_step
+ *                               (and o + j < out), weight dtype t
  * which loads each weight block once and applies it to nr x rows, each with
  * its own accumulators. MATMUL_DEFINE_ROWS turns it into a matmul_rows_fn
  * that calls it with compile-time nr (so the accumulators stay in registers)
- * and compile-time t (so the dtype switches inside fold away).
+ * and compile-time t (so the dtype switches inside fold away), for each
+ * output row, or with MATMUL_DEFINE_ROWS_TILED for each group of o_step
+ * output rows (o_step divides MATMUL_OUT_ALIGN, so a thread's groups are
+ * whole but for the matrix's last).
  *
  * Batch invariance rests on tile functions doing, for every row, the same
  * operations in the same order whatever nr is and wherever the row sits in
  * the tile: then a row's result cannot depend on n. */
-#define MATMUL_TILE 4
-_Static_assert(MATMUL_TILE == 4, "MATMUL_DEFINE_ROWS handles tiles of 1..4 rows");
+#define MATMUL_TILE 4     /* rows per tile, unless a back end asks for more */
+#define MATMUL_TILE_MAX 8 /* the most any back end may ask for */
 
-/* Rows are split into the fewest tiles of at most MATMUL_TILE, of near-equal
- * size (5 rows: 3 + 2, not 4 + 1), because a lone row leaves the core waiting
- * on its accumulator's FMA latency. */
-#define MATMUL_DEFINE_ROWS(name, tile, t)                                           \
+/* Rows are split into the fewest tiles of at most max_tile, of near-equal
+ * size (5 rows at most 4: 3 + 2, not 4 + 1), because a lone row leaves the
+ * core waiting on its accumulator's FMA latency. */
+#define MATMUL_DEFINE_ROWS(name, tile, t) MATMUL_DEFINE_ROWS_TILED(name, tile, t, MATMUL_TILE, 1)
+
+#define MATMUL_DEFINE_ROWS_TILED(name, tile, t, max_tile, o_step)                   \
     static void name(const struct matmul_job *job, int o_lo, int o_hi)              \
     {                                                                               \
-        const int n_tiles = (job->n + MATMUL_TILE - 1) / MATMUL_TILE;               \
-        for (int o = o_lo; o < o_hi; o++) {                                         \
+        _Static_assert((max_tile) >= 1 && (max_tile) <= MATMUL_TILE_MAX, "tile");   \
+        _Static_assert(MATMUL_OUT_ALIGN % (o_step) == 0, "o_step");                 \
+        const int n_tiles = (job->n + (max_tile) - 1) / (max_tile);                 \
+        for (int o = o_lo; o < o_hi; o += (o_step)) {                               \
             for (int i = 0; i < n_tiles; i++) {                                     \
                 const int r0 = job->n * i / n_tiles;                                \
                 switch (job->n * (i + 1) / n_tiles - r0) {                          \
-                case 4: tile(job, o, r0, 4, t); break;                              \
-                case 3: tile(job, o, r0, 3, t); break;                              \
-                case 2: tile(job, o, r0, 2, t); break;                              \
+                MATMUL_TILE_CASE(8, tile, t, max_tile)                              \
+                MATMUL_TILE_CASE(7, tile, t, max_tile)                              \
+                MATMUL_TILE_CASE(6, tile, t, max_tile)                              \
+                MATMUL_TILE_CASE(5, tile, t, max_tile)                              \
+                MATMUL_TILE_CASE(4, tile, t, max_tile)                              \
+                MATMUL_TILE_CASE(3, tile, t, max_tile)                              \
+                MATMUL_TILE_CASE(2, tile, t, max_tile)                              \
                 default: tile(job, o, r0, 1, t); break;                             \
                 }                                                                   \
             }                                                                       \
         }                                                                           \
     }
 
+/* Tiles larger than max_tile never occur, and are not compiled. */
+#define MATMUL_TILE_CASE(k, tile, t, max_tile)                                      \
+    case k:                                                                         \
+        if ((k) <= (max_tile))                                                      \
+            tile(job, o, r0, k, t);                                                 \
+        break;
+
 /* Loops over the rows of a tile, fully unrolled so that per-row accumulator
  * arrays indexed by the loop variable become registers. */
-#define FOR_TILE_ROWS(r, nr) _Pragma("GCC unroll 4") for (int r = 0; r < (nr); r++)
+#define FOR_TILE_ROWS(r, nr) _Pragma("GCC unroll 8") for (int r = 0; r < (nr); r++)
 
 #if defined(__GNUC__)
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -134,6 +179,20 @@ static inline const float *job_xf_row(const struct matmul_job *job, int r)
 {
     return (const float *)job->x + (size_t)r * (size_t)job->in;
 }
+
+#if defined(MATMUL_HAVE_AVX2)
+#include <immintrin.h>
+
+/* (a0+a4, a1+a5, a2+a6, a3+a7), then pairs, then the last two: the fixed
+ * order in which the x86 back ends finish a row. */
+static inline float hsum_f32x8(__m256 a)
+{
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(a, 1), _mm256_castps256_ps128(a));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
 
 /* Asks for the weights one row below p, which a tile reaches after it is done
  * with this row. A tile of several rows consumes weights slower than memory

@@ -325,8 +325,11 @@ static void test_quantize_x_backends_agree(void **state)
         x[2 * QK + j] = j ? (float)j - 15.5f : 127;  /* d = 1: exact ties */
     }
     matmul_quantize_x_scalar(x, a, N);
-    matmul_backend_best()->quantize_x(x, b, N);
-    assert_memory_equal(a, b, sizeof a);
+    for (int i = 0; i < matmul_backend_count; i++) {
+        memset(b, 0x5A, sizeof b);
+        matmul_backends[i]->quantize_x(x, b, N);
+        assert_memory_equal(a, b, sizeof a);
+    }
     for (int blk = 0; blk < N / QK; blk++) {
         int sum = 0;
         for (int j = 0; j < QK; j++)
@@ -334,6 +337,7 @@ static void test_quantize_x_backends_agree(void **state)
         /* d is a half, dsum exact; s is the unrounded scale times sum,
          * rounded to a half: within 2^-10 of dsum (two half roundings). */
         assert_true(fp16_to_f32(f32_to_fp16(a[blk].d)) == a[blk].d);
+        assert_int_equal(a[blk].sum, sum);
         assert_true(a[blk].dsum == a[blk].d * (float)sum);
         assert_true(fabs((double)a[blk].s - a[blk].dsum) <= fabs((double)a[blk].dsum) * 0x1.0p-10 + 1e-30);
     }
@@ -563,7 +567,10 @@ static void assert_rows_identical(const float *a, const float *b, int out, const
  *  - each row alone (n = 1, one thread) against the references;
  *  - every pass of k = 1..16 rows, starting at varying rows and on 2 threads,
  *    reproduces each row's n = 1 result bit for bit;
- *  - a 16-row pass is identical on 1, 2 and 3 threads. */
+ *  - a 16-row pass is identical on 1, 2 and 3 threads.
+ * Output counts below, at and past MATMUL_OUT_ALIGN (with a partial last
+ * group, and groups split over threads) catch back ends that work on groups
+ * of output rows. */
 static void check_matmul(const struct matmul_backend *be, struct threadpool *const tps[3],
                          enum dtype t, int in, int out)
 {
@@ -611,18 +618,16 @@ static void check_matmul(const struct matmul_backend *be, struct threadpool *con
 static void check_dtype(enum dtype t)
 {
     struct threadpool *tps[3] = {threadpool_new(1), threadpool_new(2), threadpool_new(3)};
-    const int outs[] = {1, 7, 64};
+    const int outs[] = {1, 7, 37, 64};
     const int ins_quant[] = {32, 64, 256, 4096 + 32};
     const int ins_float[] = {1, 15, 17, 50, 172, 256, 4096 + 32}; /* tails of every length */
     const int *ins = is_quantized(t) ? ins_quant : ins_float;
     const size_t n_ins = is_quantized(t) ? 4 : 7;
-    const struct matmul_backend *backends[] = {&matmul_backend_scalar, matmul_backend_best()};
-    const size_t n_backends = backends[1] == backends[0] ? 1 : 2;
     rng_reset((uint64_t)t + 100);
-    for (size_t b = 0; b < n_backends; b++)
+    for (int b = 0; b < matmul_backend_count; b++)
         for (size_t i = 0; i < n_ins; i++)
-            for (size_t o = 0; o < 3; o++)
-                check_matmul(backends[b], tps, t, ins[i], outs[o]);
+            for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
+                check_matmul(matmul_backends[b], tps, t, ins[i], outs[o]);
     for (int i = 0; i < 3; i++)
         threadpool_free(tps[i]);
 }
@@ -668,18 +673,20 @@ static void test_matmul_backends_close(void **state)
         mm_case_init(&c, types[ti], IN, OUT, ROWS);
         float a[ROWS * OUT], b[ROWS * OUT];
         matmul_with(&matmul_backend_scalar, tp, a, c.w, c.t, c.x, ROWS, IN, OUT, c.scratch);
-        matmul_with(matmul_backend_best(), tp, b, c.w, c.t, c.x, ROWS, IN, OUT, c.scratch);
         float wf[IN], xk[IN], d_x[IN / QK];
-        for (int r = 0; r < ROWS; r++) {
-            kernel_view_of_x(&matmul_backend_scalar, &c, c.x + r * IN, xk, d_x);
-            for (int o = 0; o < OUT; o++) {
-                dequantize_row(c.t, mm_wrow(&c, o), wf, IN);
-                /* Both are within the bound of the same exact value. */
-                const double bound = 2 * rounding_bound(&c, o, wf, xk);
-                if (fabs((double)a[r * OUT + o] - b[r * OUT + o]) > bound)
-                    fail_msg("%s: scalar %.9g vs %s %.9g (bound %g)", dtype_name(c.t),
-                             (double)a[r * OUT + o], matmul_backend_best()->name,
-                             (double)b[r * OUT + o], bound);
+        for (int i = 1; i < matmul_backend_count; i++) {
+            const struct matmul_backend *be = matmul_backends[i];
+            matmul_with(be, tp, b, c.w, c.t, c.x, ROWS, IN, OUT, c.scratch);
+            for (int r = 0; r < ROWS; r++) {
+                kernel_view_of_x(&matmul_backend_scalar, &c, c.x + r * IN, xk, d_x);
+                for (int o = 0; o < OUT; o++) {
+                    dequantize_row(c.t, mm_wrow(&c, o), wf, IN);
+                    /* Both are within the bound of the same exact value. */
+                    const double bound = 2 * rounding_bound(&c, o, wf, xk);
+                    if (fabs((double)a[r * OUT + o] - b[r * OUT + o]) > bound)
+                        fail_msg("%s: scalar %.9g vs %s %.9g (bound %g)", dtype_name(c.t),
+                                 (double)a[r * OUT + o], be->name, (double)b[r * OUT + o], bound);
+                }
             }
         }
         mm_case_free(&c);
