@@ -281,25 +281,9 @@ ALWAYS_INLINE void tile_float(const struct matmul_job *job, int o, int r0, int n
     }
 }
 
-MATMUL_DEFINE_ROWS_TILED(rows_f32, tile_float, DTYPE_F32, FLOAT_TILE_ROWS, FLOAT_OUT_ROWS)
-MATMUL_DEFINE_ROWS_TILED(rows_f16, tile_float, DTYPE_F16, FLOAT_TILE_ROWS, FLOAT_OUT_ROWS)
-MATMUL_DEFINE_ROWS_TILED(rows_bf16, tile_float, DTYPE_BF16, FLOAT_TILE_ROWS, FLOAT_OUT_ROWS)
-MATMUL_DEFINE_ROWS_TILED(rows_q8_0, tile_quant, DTYPE_Q8_0, TILE_ROWS, MATMUL_OUT_ALIGN)
-MATMUL_DEFINE_ROWS_TILED(rows_q4_0, tile_quant, DTYPE_Q4_0, TILE_ROWS, MATMUL_OUT_ALIGN)
-MATMUL_DEFINE_ROWS_TILED(rows_q4_1, tile_quant, DTYPE_Q4_1, TILE_ROWS, MATMUL_OUT_ALIGN)
-
-const struct matmul_backend matmul_backend_avx512 = {
-    .name = "avx512",
-    .rows = {
-        [DTYPE_F32] = rows_f32,
-        [DTYPE_F16] = rows_f16,
-        [DTYPE_BF16] = rows_bf16,
-        [DTYPE_Q8_0] = rows_q8_0,
-        [DTYPE_Q4_0] = rows_q4_0,
-        [DTYPE_Q4_1] = rows_q4_1,
-    },
-    /* The AVX2 quantizer: it is not where the time goes. */
-    .quantize_x = matmul_quantize_x_avx2,
-};
+/* The AVX2 activation quantizer: it is not where the time goes. */
+MATMUL_DEFINE_BACKEND(matmul_backend_avx512, "avx512", matmul_quantize_x_avx2,
+                      tile_float, FLOAT_TILE_ROWS, FLOAT_OUT_ROWS,
+                      tile_quant, TILE_ROWS, MATMUL_OUT_ALIGN)
 
 #endif

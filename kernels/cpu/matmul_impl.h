@@ -111,12 +111,11 @@ void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *
  *     tile(job, o, r0, nr, t)   y[(r0+r)*out + o + j] for r < nr, j < o_step
  *                               (and o + j < out), weight dtype t
  * which loads each weight block once and applies it to nr x rows, each with
- * its own accumulators. MATMUL_DEFINE_ROWS turns it into a matmul_rows_fn
- * that calls it with compile-time nr (so the accumulators stay in registers)
- * and compile-time t (so the dtype switches inside fold away), for each
- * output row, or with MATMUL_DEFINE_ROWS_TILED for each group of o_step
- * output rows (o_step divides MATMUL_OUT_ALIGN, so a thread's groups are
- * whole but for the matrix's last).
+ * its own accumulators. MATMUL_DEFINE_ROWS_TILED turns it into a
+ * matmul_rows_fn that calls it with compile-time nr (so the accumulators stay
+ * in registers) and compile-time t (so the dtype switches inside fold away)
+ * for each group of o_step output rows (o_step divides MATMUL_OUT_ALIGN, so a
+ * thread's groups are whole but for the matrix's last).
  *
  * Batch invariance rests on tile functions doing, for every row, the same
  * operations in the same order whatever nr is and wherever the row sits in
@@ -127,8 +126,6 @@ void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *
 /* Rows are split into the fewest tiles of at most max_tile, of near-equal
  * size (5 rows at most 4: 3 + 2, not 4 + 1), because a lone row leaves the
  * core waiting on its accumulator's FMA latency. */
-#define MATMUL_DEFINE_ROWS(name, tile, t) MATMUL_DEFINE_ROWS_TILED(name, tile, t, MATMUL_TILE, 1)
-
 #define MATMUL_DEFINE_ROWS_TILED(name, tile, t, max_tile, o_step)                   \
     static void name(const struct matmul_job *job, int o_lo, int o_hi)              \
     {                                                                               \
@@ -151,6 +148,31 @@ void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *
             }                                                                       \
         }                                                                           \
     }
+
+/* A whole back end from its two tile functions: float weights (f32, f16,
+ * bf16) tiled by float_tile rows x float_step outputs, quantized weights
+ * (q8_0, q4_0, q4_1) by quant_tile rows x quant_step outputs. Back ends
+ * differ in their tiles, never in this table. */
+#define MATMUL_DEFINE_BACKEND(var, label, quantizer, tile_float, float_tile, float_step,      \
+                              tile_quant, quant_tile, quant_step)                             \
+    MATMUL_DEFINE_ROWS_TILED(rows_f32, tile_float, DTYPE_F32, float_tile, float_step)          \
+    MATMUL_DEFINE_ROWS_TILED(rows_f16, tile_float, DTYPE_F16, float_tile, float_step)          \
+    MATMUL_DEFINE_ROWS_TILED(rows_bf16, tile_float, DTYPE_BF16, float_tile, float_step)        \
+    MATMUL_DEFINE_ROWS_TILED(rows_q8_0, tile_quant, DTYPE_Q8_0, quant_tile, quant_step)        \
+    MATMUL_DEFINE_ROWS_TILED(rows_q4_0, tile_quant, DTYPE_Q4_0, quant_tile, quant_step)        \
+    MATMUL_DEFINE_ROWS_TILED(rows_q4_1, tile_quant, DTYPE_Q4_1, quant_tile, quant_step)        \
+    const struct matmul_backend var = {                                                       \
+        .name = label,                                                                        \
+        .rows = {                                                                             \
+            [DTYPE_F32] = rows_f32,                                                           \
+            [DTYPE_F16] = rows_f16,                                                           \
+            [DTYPE_BF16] = rows_bf16,                                                         \
+            [DTYPE_Q8_0] = rows_q8_0,                                                         \
+            [DTYPE_Q4_0] = rows_q4_0,                                                         \
+            [DTYPE_Q4_1] = rows_q4_1,                                                         \
+        },                                                                                    \
+        .quantize_x = quantizer,                                                              \
+    };
 
 /* Tiles larger than max_tile never occur, and are not compiled. */
 #define MATMUL_TILE_CASE(k, tile, t, max_tile)                                      \

@@ -106,22 +106,5 @@ ALWAYS_INLINE void tile_float(const struct matmul_job *job, int o, int r0, int n
         job->y[(size_t)(r0 + r) * job->out + o] = acc[r];
 }
 
-MATMUL_DEFINE_ROWS(rows_f32, tile_float, DTYPE_F32)
-MATMUL_DEFINE_ROWS(rows_f16, tile_float, DTYPE_F16)
-MATMUL_DEFINE_ROWS(rows_bf16, tile_float, DTYPE_BF16)
-MATMUL_DEFINE_ROWS(rows_q8_0, tile_quant, DTYPE_Q8_0)
-MATMUL_DEFINE_ROWS(rows_q4_0, tile_quant, DTYPE_Q4_0)
-MATMUL_DEFINE_ROWS(rows_q4_1, tile_quant, DTYPE_Q4_1)
-
-const struct matmul_backend matmul_backend_scalar = {
-    .name = "scalar",
-    .rows = {
-        [DTYPE_F32] = rows_f32,
-        [DTYPE_F16] = rows_f16,
-        [DTYPE_BF16] = rows_bf16,
-        [DTYPE_Q8_0] = rows_q8_0,
-        [DTYPE_Q4_0] = rows_q4_0,
-        [DTYPE_Q4_1] = rows_q4_1,
-    },
-    .quantize_x = matmul_quantize_x_scalar,
-};
+MATMUL_DEFINE_BACKEND(matmul_backend_scalar, "scalar", matmul_quantize_x_scalar,
+                      tile_float, MATMUL_TILE, 1, tile_quant, MATMUL_TILE, 1)
