@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"train-exits", cmd_train_exits, "fit early-exit heads and store them in the model"},
     {"cloud", cmd_cloud, "serve a target model to edges (verification, early exits)"},
     {"edge", cmd_edge, "generate with a draft model and a cloud (speculative decoding)"},
+    {"link", cmd_link, "relay edge-cloud traffic with a WAN's delay, jitter and rate"},
 };
 
 static void usage(FILE *out)
