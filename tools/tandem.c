@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"cloud", cmd_cloud, "serve a target model to edges (verification, early exits)"},
     {"edge", cmd_edge, "generate with a draft model and a cloud (speculative decoding)"},
     {"link", cmd_link, "relay edge-cloud traffic with a WAN's delay, jitter and rate"},
+    {"prof", cmd_prof, "per-round latency breakdown, Chrome trace and Gantt chart from traces"},
 };
 
 static void usage(FILE *out)
