@@ -12,5 +12,6 @@ int cmd_cloud(int argc, char **argv);
 int cmd_edge(int argc, char **argv);
 int cmd_link(int argc, char **argv);
 int cmd_prof(int argc, char **argv);
+int cmd_sim(int argc, char **argv);
 
 #endif

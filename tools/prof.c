@@ -53,9 +53,10 @@ static const char *parse_event(json_object *o, struct prof_event *e, int64_t *se
     return NULL;
 }
 
-static bool read_trace(struct prof *p, const char *path, enum prof_side side, int64_t session,
-                       size_t *cap, char *err, size_t errlen)
+bool prof_read(struct prof *p, const char *path, enum prof_side side, int64_t session,
+               char *err, size_t errlen)
 {
+    size_t *cap = &p->events_cap;
     FILE *f = fopen(path, "r");
     if (!f) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -211,9 +212,8 @@ bool prof_load(struct prof *p, const char *edge_path, const char *cloud_path, in
                char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    size_t cap = 0;
-    if (!read_trace(p, edge_path, PROF_EDGE, session, &cap, err, errlen) ||
-        !read_trace(p, cloud_path, PROF_CLOUD, session, &cap, err, errlen)) {
+    if (!prof_read(p, edge_path, PROF_EDGE, session, err, errlen) ||
+        !prof_read(p, cloud_path, PROF_CLOUD, session, err, errlen)) {
         prof_free(p);
         return false;
     }

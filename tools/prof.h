@@ -5,7 +5,8 @@
  *   edge   span "draft" (drafting r's tokens), span "predraft" (drafting r's
  *          tokens early, from round r-1's EARLY), instants "send_draft"
  *          (v = gamma), "recv_early" (v = provisional accepted count),
- *          "recv_final" (v = accepted count)
+ *          "recv_final" (v = accepted count), "early_hit" (v = 1 when FINAL
+ *          confirmed the EARLY verdict, 0 when not), "prompt" (v = tokens)
  *   cloud  span "verify" (r's verification pass), instants "recv_draft",
  *          "send_early" (v = exit layer), "send_final"
  *
@@ -47,7 +48,7 @@ struct prof_span {
 
 struct prof {
     struct prof_event *events; /* both sides, sorted by time */
-    size_t n_events;
+    size_t n_events, events_cap;
     struct prof_span *spans;   /* sorted by start */
     size_t n_spans;
     struct prof_round *rounds;
@@ -61,5 +62,10 @@ struct prof {
 bool prof_load(struct prof *p, const char *edge_path, const char *cloud_path, int64_t session,
                char *err, size_t errlen);
 void prof_free(struct prof *p);
+
+/* Appends the events of one trace file to p->events (file order; no rounds
+ * computed). For readers of a single side's trace; p starts zeroed. */
+bool prof_read(struct prof *p, const char *path, enum prof_side side, int64_t session,
+               char *err, size_t errlen);
 
 #endif

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"edge", cmd_edge, "generate with a draft model and a cloud (speculative decoding)"},
     {"link", cmd_link, "relay edge-cloud traffic with a WAN's delay, jitter and rate"},
     {"prof", cmd_prof, "per-round latency breakdown, Chrome trace and Gantt chart from traces"},
+    {"sim", cmd_sim, "predict each mode's latency on other hardware from recorded rounds"},
 };
 
 static void usage(FILE *out)
