@@ -59,7 +59,7 @@ build/san/tests/%: build/san/tests/unit/%.o $(SAN_LIB)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
 # Unit tests of tools/ code that is not part of the library.
-build/san/tests/test_link: build/san/tools/link.o
+build/san/tests/test_wan_relay: build/san/tools/wan_relay.o
 
 build/rel/tests/%: build/rel/tests/golden/%.o $(REL_LIB)
 	@mkdir -p $(@D)

@@ -6,7 +6,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "link.h"
+#include "wan_relay.h"
 
 static void link_usage(FILE *out)
 {
@@ -32,7 +32,7 @@ static volatile sig_atomic_t stop_flag;
 
 static void on_signal(int sig) { stop_flag = sig; }
 
-static void print_stats(const struct link_stats *s, bool json)
+static void print_stats(const struct wan_stats *s, bool json)
 {
     static const char *const dir_name[2] = {"edge->cloud", "cloud->edge"};
     if (json) {
@@ -65,7 +65,7 @@ int cmd_link(int argc, char **argv)
         {"max-clients", required_argument, 0, O_MAXC}, {"json", no_argument, 0, O_JSON},
         {"verbose", no_argument, 0, 'v'},           {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    struct link_config cfg = {.seed = 1};
+    struct wan_config cfg = {.seed = 1};
     bool json = false;
     optind = 1;
     int c;
@@ -75,15 +75,15 @@ int cmd_link(int argc, char **argv)
         case O_LISTEN: cfg.listen = optarg; break;
         case O_FORWARD: cfg.forward = optarg; break;
         case O_RTT:
-            if (!(ok = link_parse_ms(optarg, &cfg.rtt_ms)))
+            if (!(ok = wan_parse_ms(optarg, &cfg.rtt_ms)))
                 fprintf(stderr, "tandem link: --rtt: '%s' is not a duration (e.g. 50ms)\n", optarg);
             break;
         case O_JITTER:
-            if (!(ok = link_parse_ms(optarg, &cfg.jitter_ms)))
+            if (!(ok = wan_parse_ms(optarg, &cfg.jitter_ms)))
                 fprintf(stderr, "tandem link: --jitter: '%s' is not a duration (e.g. 5ms)\n", optarg);
             break;
         case O_RATE:
-            if (!(ok = link_parse_rate(optarg, &cfg.rate_bps) && cfg.rate_bps > 0))
+            if (!(ok = wan_parse_rate(optarg, &cfg.rate_bps) && cfg.rate_bps > 0))
                 fprintf(stderr, "tandem link: --rate: '%s' is not a rate (e.g. 20mbit)\n", optarg);
             break;
         case O_SEED: ok = arg_u64("--seed", optarg, &cfg.seed); break;
@@ -105,7 +105,7 @@ int cmd_link(int argc, char **argv)
         return 2;
     }
     char err[512];
-    struct link *l = link_new(&cfg, err, sizeof err);
+    struct wan_relay *l = wan_relay_new(&cfg, err, sizeof err);
     if (!l) {
         fprintf(stderr, "tandem link: %s\n", err);
         return 1;
@@ -116,12 +116,12 @@ int cmd_link(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     fprintf(stderr, "tandem link: %s -> %s, rtt %.3g ms, jitter %.3g ms, rate %s\n", cfg.listen,
             cfg.forward, cfg.rtt_ms, cfg.jitter_ms, cfg.rate_bps > 0 ? "limited" : "unlimited");
-    bool ok = link_run(l, &stop_flag, err, sizeof err);
+    bool ok = wan_relay_run(l, &stop_flag, err, sizeof err);
     if (!ok)
         fprintf(stderr, "tandem link: %s\n", err);
-    struct link_stats st;
-    link_get_stats(l, &st);
+    struct wan_stats st;
+    wan_relay_get_stats(l, &st);
     print_stats(&st, json);
-    link_free(l);
+    wan_relay_free(l);
     return ok ? 0 : 1;
 }

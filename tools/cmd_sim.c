@@ -6,7 +6,7 @@
 
 #include "args.h"
 #include "commands.h"
-#include "link.h"
+#include "wan_relay.h"
 #include "sim.h"
 
 #define MAX_RTTS 32
@@ -67,7 +67,7 @@ int cmd_sim(int argc, char **argv)
         case O_ROUNDS: rounds_path = optarg; break;
         case O_RTT: snprintf(rtt_list, sizeof rtt_list, "%s", optarg); break;
         case O_RATE:
-            if (!(ok = link_parse_rate(optarg, &costs.rate_bps) && costs.rate_bps > 0))
+            if (!(ok = wan_parse_rate(optarg, &costs.rate_bps) && costs.rate_bps > 0))
                 fprintf(stderr, "tandem sim: --rate: '%s' is not a rate (e.g. 20mbit)\n", optarg);
             break;
         case O_EXIT: ok = arg_float("--exit-fraction", optarg, 0.0f, 1.0f, &exit_fraction); break;
@@ -99,7 +99,7 @@ int cmd_sim(int argc, char **argv)
         return 2;
     }
     for (int i = 0; i < n_rtt; i++) {
-        if (!link_parse_ms(rtt_items[i], &rtts[i])) {
+        if (!wan_parse_ms(rtt_items[i], &rtts[i])) {
             fprintf(stderr, "tandem sim: --rtt: '%s' is not a duration (e.g. 50ms)\n", rtt_items[i]);
             return 2;
         }

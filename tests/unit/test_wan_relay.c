@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "tools/link.h"
+#include "tools/wan_relay.h"
 
 static double now_s(void)
 {
@@ -67,7 +67,7 @@ static void *echo_serve(void *arg)
 
 struct fixture {
     struct echo echo;
-    struct link *link;
+    struct wan_relay *link;
     volatile sig_atomic_t link_stop;
     pthread_t link_thread;
     char link_ep[128];
@@ -78,7 +78,7 @@ static void *link_thread(void *arg)
 {
     struct fixture *f = arg;
     char err[256];
-    link_run(f->link, &f->link_stop, err, sizeof err);
+    wan_relay_run(f->link, &f->link_stop, err, sizeof err);
     return NULL;
 }
 
@@ -96,9 +96,9 @@ static struct fixture *start(double rtt_ms, double rate_bps)
     pthread_create(&f.echo.thread, NULL, echo_serve, &f.echo);
 
     char err[256];
-    struct link_config cfg = {.listen = f.link_ep, .forward = f.echo.endpoint, .rtt_ms = rtt_ms,
+    struct wan_config cfg = {.listen = f.link_ep, .forward = f.echo.endpoint, .rtt_ms = rtt_ms,
                               .rate_bps = rate_bps, .seed = 7};
-    f.link = link_new(&cfg, err, sizeof err);
+    f.link = wan_relay_new(&cfg, err, sizeof err);
     if (!f.link)
         fail_msg("%s", err);
     pthread_create(&f.link_thread, NULL, link_thread, &f);
@@ -116,13 +116,13 @@ static void *client(struct fixture *f)
     return s;
 }
 
-static void stop(struct fixture *f, struct link_stats *st)
+static void stop(struct fixture *f, struct wan_stats *st)
 {
     f->link_stop = 1;
     pthread_join(f->link_thread, NULL);
     if (st)
-        link_get_stats(f->link, st);
-    link_free(f->link);
+        wan_relay_get_stats(f->link, st);
+    wan_relay_free(f->link);
     f->echo.stop = 1;
     pthread_join(f->echo.thread, NULL);
     zmq_close(f->echo.router);
@@ -135,29 +135,29 @@ static void stop(struct fixture *f, struct link_stats *st)
 static void test_parse_units(void **state)
 {
     double v;
-    assert_true(link_parse_ms("50ms", &v) && v == 50);
-    assert_true(link_parse_ms("0.2s", &v) && v == 200);
-    assert_true(link_parse_ms("500us", &v) && v == 0.5);
-    assert_true(link_parse_ms("7", &v) && v == 7);
-    assert_true(link_parse_rate("20mbit", &v) && v == 20e6);
-    assert_true(link_parse_rate("512kbit", &v) && v == 512e3);
-    assert_true(link_parse_rate("8000", &v) && v == 8000);
-    assert_false(link_parse_ms("fast", &v));
-    assert_false(link_parse_ms("-5ms", &v));
-    assert_false(link_parse_ms("5 parsecs", &v));
-    assert_false(link_parse_rate("20mb/s", &v));
-    assert_false(link_parse_rate("", &v));
+    assert_true(wan_parse_ms("50ms", &v) && v == 50);
+    assert_true(wan_parse_ms("0.2s", &v) && v == 200);
+    assert_true(wan_parse_ms("500us", &v) && v == 0.5);
+    assert_true(wan_parse_ms("7", &v) && v == 7);
+    assert_true(wan_parse_rate("20mbit", &v) && v == 20e6);
+    assert_true(wan_parse_rate("512kbit", &v) && v == 512e3);
+    assert_true(wan_parse_rate("8000", &v) && v == 8000);
+    assert_false(wan_parse_ms("fast", &v));
+    assert_false(wan_parse_ms("-5ms", &v));
+    assert_false(wan_parse_ms("5 parsecs", &v));
+    assert_false(wan_parse_rate("20mb/s", &v));
+    assert_false(wan_parse_rate("", &v));
 }
 
 static void test_bad_endpoints(void **state)
 {
     char err[256];
-    struct link_config cfg = {.listen = "nonsense://x", .forward = "tcp://127.0.0.1:1"};
-    assert_null(link_new(&cfg, err, sizeof err));
+    struct wan_config cfg = {.listen = "nonsense://x", .forward = "tcp://127.0.0.1:1"};
+    assert_null(wan_relay_new(&cfg, err, sizeof err));
     assert_non_null(strstr(err, "nonsense://x"));
     cfg.listen = "inproc://tandem-test-ok";
     cfg.forward = "bogus";
-    assert_null(link_new(&cfg, err, sizeof err));
+    assert_null(wan_relay_new(&cfg, err, sizeof err));
     assert_non_null(strstr(err, "bogus"));
 }
 
@@ -185,7 +185,7 @@ static void test_relays_in_order(void **state)
     assert_memory_equal(buf, "1hello", 6); /* b is a different peer to the server */
     zmq_close(a);
     zmq_close(b);
-    struct link_stats st;
+    struct wan_stats st;
     stop(f, &st);
     assert_int_equal(st.messages[0], 51);
     assert_int_equal(st.messages[1], 51);
@@ -207,7 +207,7 @@ static void test_delay_lower_bound(void **state)
         assert_true(rtt_ms >= 40.0);
     }
     zmq_close(a);
-    struct link_stats st;
+    struct wan_stats st;
     stop(f, &st);
     assert_true(st.late_max_ms[0] >= 0 && st.late_max_ms[1] >= 0);
 }

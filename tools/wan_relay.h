@@ -13,20 +13,20 @@
  * The rate and delay are per direction (a full-duplex link), and a message
  * never overtakes an earlier one in its direction, as over TCP. Messages are
  * delivered no earlier than t_deliver; how much later is the relay's own
- * added delay, measured for every message and reported in link_stats.
+ * added delay, measured for every message and reported in wan_stats.
  *
- * Used from tests and bench in-process (link_run on a thread), and from the
+ * Used from tests and bench in-process (wan_relay_run on a thread), and from the
  * CLI. Nothing here is a real network: it is for measurements on one machine
  * where tc/netem and root are not available. */
-#ifndef TANDEM_TOOLS_LINK_H
-#define TANDEM_TOOLS_LINK_H
+#ifndef TANDEM_TOOLS_WAN_RELAY_H
+#define TANDEM_TOOLS_WAN_RELAY_H
 
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct link_config {
+struct wan_config {
     const char *listen;  /* endpoint clients connect to, e.g. tcp://0.0.0.0:6000 */
     const char *forward; /* the real server, e.g. tcp://127.0.0.1:5555 */
     double rtt_ms;       /* round-trip propagation delay (half each way) */
@@ -39,7 +39,7 @@ struct link_config {
 };
 
 /* Per direction: 0 = client -> server, 1 = server -> client. */
-struct link_stats {
+struct wan_stats {
     uint64_t messages[2];
     uint64_t bytes[2];
     uint64_t dropped[2]; /* queue full or too many clients */
@@ -48,20 +48,20 @@ struct link_stats {
     int clients;
 };
 
-struct link;
+struct wan_relay;
 
 /* Binds and connects; NULL and a line in err on failure. */
-struct link *link_new(const struct link_config *cfg, char *err, size_t errlen);
+struct wan_relay *wan_relay_new(const struct wan_config *cfg, char *err, size_t errlen);
 /* Relays until *stop becomes non-zero. false + err on a socket failure. */
-bool link_run(struct link *l, volatile sig_atomic_t *stop, char *err, size_t errlen);
-/* Safe after link_run has returned (or from the thread that runs it). */
-void link_get_stats(const struct link *l, struct link_stats *out);
-void link_free(struct link *l);
+bool wan_relay_run(struct wan_relay *l, volatile sig_atomic_t *stop, char *err, size_t errlen);
+/* Safe after wan_relay_run has returned (or from the thread that runs it). */
+void wan_relay_get_stats(const struct wan_relay *l, struct wan_stats *out);
+void wan_relay_free(struct wan_relay *l);
 
 /* Parses "50ms", "0.2s", "120us", "7" (ms) into milliseconds, and "20mbit",
  * "512kbit", "1gbit", "8000" (bit/s) into bits per second; false on
  * anything else. */
-bool link_parse_ms(const char *s, double *ms);
-bool link_parse_rate(const char *s, double *bps);
+bool wan_parse_ms(const char *s, double *ms);
+bool wan_parse_rate(const char *s, double *bps);
 
 #endif

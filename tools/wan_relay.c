@@ -1,5 +1,5 @@
 /* The WAN emulator's relay loop (see link.h for the link model). */
-#include "link.h"
+#include "wan_relay.h"
 
 #include <errno.h>
 #include <math.h>
@@ -41,13 +41,13 @@ struct client {
     double last_seen;
 };
 
-struct link {
-    struct link_config cfg;
+struct wan_relay {
+    struct wan_config cfg;
     void *zctx, *router;
     struct client *clients;
     int n_clients;
     struct rng rng;
-    struct link_stats stats;
+    struct wan_stats stats;
     uint64_t delivered[2];
     double late_sum_ms[2];
 };
@@ -88,14 +88,14 @@ static bool parse_scaled(const char *s, const char *const *units, const double *
     return false;
 }
 
-bool link_parse_ms(const char *s, double *ms)
+bool wan_parse_ms(const char *s, double *ms)
 {
     static const char *const units[] = {"", "ms", "s", "us"};
     static const double scale[] = {1, 1, 1e3, 1e-3};
     return parse_scaled(s, units, scale, 4, ms);
 }
 
-bool link_parse_rate(const char *s, double *bps)
+bool wan_parse_rate(const char *s, double *bps)
 {
     static const char *const units[] = {"", "bit", "kbit", "mbit", "gbit"};
     static const double scale[] = {1, 1, 1e3, 1e6, 1e9};
@@ -118,7 +118,7 @@ static double normal(struct rng *r)
 }
 
 /* Puts a received message on the wire of direction d (link.h's model). */
-static void schedule(struct link *l, struct client *c, int d, struct held *h, size_t bytes,
+static void schedule(struct wan_relay *l, struct client *c, int d, struct held *h, size_t bytes,
                      double now)
 {
     struct direction *dir = &c->dir[d];
@@ -192,7 +192,7 @@ static void client_close(struct client *c)
     zmq_close(c->dealer);
 }
 
-static struct client *client_find(struct link *l, const uint8_t *id, size_t id_len)
+static struct client *client_find(struct wan_relay *l, const uint8_t *id, size_t id_len)
 {
     for (int i = 0; i < l->n_clients; i++)
         if (l->clients[i].id_len == id_len && memcmp(l->clients[i].id, id, id_len) == 0)
@@ -200,7 +200,7 @@ static struct client *client_find(struct link *l, const uint8_t *id, size_t id_l
     return NULL;
 }
 
-static void forget_idle_clients(struct link *l, double now)
+static void forget_idle_clients(struct wan_relay *l, double now)
 {
     for (int i = 0; i < l->n_clients;) {
         struct client *c = &l->clients[i];
@@ -213,7 +213,7 @@ static void forget_idle_clients(struct link *l, double now)
     }
 }
 
-static struct client *client_add(struct link *l, const uint8_t *id, size_t id_len, double now)
+static struct client *client_add(struct wan_relay *l, const uint8_t *id, size_t id_len, double now)
 {
     forget_idle_clients(l, now);
     if (l->n_clients >= l->cfg.max_clients)
@@ -241,7 +241,7 @@ static struct client *client_add(struct link *l, const uint8_t *id, size_t id_le
 
 /* ---- the loop ---- */
 
-static void on_router(struct link *l, double now)
+static void on_router(struct wan_relay *l, double now)
 {
     uint8_t id[MAX_ID];
     int id_len = zmq_recv(l->router, id, sizeof id, ZMQ_DONTWAIT);
@@ -263,7 +263,7 @@ static void on_router(struct link *l, double now)
     schedule(l, c, UP, h, bytes, now);
 }
 
-static void on_dealer(struct link *l, struct client *c, double now)
+static void on_dealer(struct wan_relay *l, struct client *c, double now)
 {
     size_t bytes;
     struct held *h = recv_frames(c->dealer, &bytes);
@@ -271,7 +271,7 @@ static void on_dealer(struct link *l, struct client *c, double now)
         schedule(l, c, DOWN, h, bytes, now);
 }
 
-static void send_held(struct link *l, struct client *c, int d, struct held *h)
+static void send_held(struct wan_relay *l, struct client *c, int d, struct held *h)
 {
     void *sock = d == UP ? c->dealer : l->router;
     if (d == DOWN)
@@ -282,7 +282,7 @@ static void send_held(struct link *l, struct client *c, int d, struct held *h)
 
 /* Sends every message that is due; returns the earliest time still pending
  * (INFINITY if none). */
-static double deliver_due(struct link *l)
+static double deliver_due(struct wan_relay *l)
 {
     double next = INFINITY;
     for (int i = 0; i < l->n_clients; i++) {
@@ -324,7 +324,7 @@ static void sleep_until(double t)
     nanosleep(&ts, NULL);
 }
 
-bool link_run(struct link *l, volatile sig_atomic_t *stop, char *err, size_t errlen)
+bool wan_relay_run(struct wan_relay *l, volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
     zmq_pollitem_t *items = NULL;
     int cap = 0;
@@ -372,9 +372,9 @@ bool link_run(struct link *l, volatile sig_atomic_t *stop, char *err, size_t err
     return ok;
 }
 
-struct link *link_new(const struct link_config *cfg, char *err, size_t errlen)
+struct wan_relay *wan_relay_new(const struct wan_config *cfg, char *err, size_t errlen)
 {
-    struct link *l = calloc(1, sizeof *l);
+    struct wan_relay *l = calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -393,7 +393,7 @@ struct link *link_new(const struct link_config *cfg, char *err, size_t errlen)
         zmq_setsockopt(l->router, ZMQ_LINGER, &zero, sizeof zero);
     if (!l->clients || !l->router || zmq_bind(l->router, cfg->listen) != 0) {
         fail(err, errlen, "cannot listen on", cfg->listen);
-        link_free(l);
+        wan_relay_free(l);
         return NULL;
     }
     /* The forward endpoint is only dialled when a client arrives; check it
@@ -407,13 +407,13 @@ struct link *link_new(const struct link_config *cfg, char *err, size_t errlen)
         zmq_close(probe);
     }
     if (!forward_ok) {
-        link_free(l);
+        wan_relay_free(l);
         return NULL;
     }
     return l;
 }
 
-void link_get_stats(const struct link *l, struct link_stats *out)
+void wan_relay_get_stats(const struct wan_relay *l, struct wan_stats *out)
 {
     *out = l->stats;
     for (int d = 0; d < 2; d++) {
@@ -421,7 +421,7 @@ void link_get_stats(const struct link *l, struct link_stats *out)
     }
 }
 
-void link_free(struct link *l)
+void wan_relay_free(struct wan_relay *l)
 {
     if (!l)
         return;
