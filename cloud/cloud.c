@@ -16,6 +16,7 @@
 #include "../engine/verdict.h"
 #include "../proto/codec.h"
 #include "../weights/tokenizer.h"
+#include "verify.h"
 
 #define MAX_IDENTITY 255
 
@@ -44,8 +45,7 @@ struct cloud {
     struct threadpool *tp;
     struct forward_ctx *fc;
     float *logits;           /* (max_gamma+1, vocab) */
-    struct token_prob *dist; /* (vocab) */
-    float *dense;            /* (vocab) rejection sampling scratch */
+    struct verifier vf;      /* rejection sampling scratch; its dist also serves greedy rows */
     Tandem__Fingerprint fp;
     uint32_t *exit_layers;
     struct session **sessions; /* (max_sessions), NULL = free slot */
@@ -244,22 +244,26 @@ static void on_open(struct cloud *c, struct session **slot, const Tandem__Open *
 struct early_ctx {
     struct cloud *c;
     struct session *s;
-    uint64_t round;
-    const int32_t *draft;
-    int gamma;
+    const Tandem__Draft *d;
     double pass_t0, early_t;
     bool sent;
     struct verdict last;
 };
 
-/* Inside the pass, right after an exit's layer: the provisional verdict from
- * the exit's argmaxes, sent at once when the exit is confident enough (and
- * again only if a later exit changes it). */
+/* Inside the pass, right after an exit's layer: the provisional verdict the
+ * final one would be if the exit were the last layer, sent at once when the
+ * exit is confident enough (and again only if a later exit changes it).
+ * Greedy: from the exit's argmaxes. Sampling: rejection sampling on the
+ * exit's logits with a copy of the session's generator, so it draws the very
+ * uniforms FINAL will draw and agrees with FINAL wherever the exit agrees
+ * with the last layer. Either way the confidence is the exit's certainty on
+ * the rows the verdict rests on. */
 static void on_exit_result(void *ctx, int exit, int first_row, int n_rows,
                            const struct exit_result *res, const float *logits)
 {
     struct early_ctx *e = ctx;
-    if (first_row != 0 || n_rows != e->gamma + 1)
+    int gamma = (int)e->d->n_tokens;
+    if (first_row != 0 || n_rows != gamma + 1)
         return; /* a verify pass is one chunk; anything else is not a round */
     int32_t target[n_rows];
     float prob[n_rows];
@@ -267,13 +271,19 @@ static void on_exit_result(void *ctx, int exit, int first_row, int n_rows,
         target[r] = res[r].token;
         prob[r] = res[r].prob;
     }
-    struct verdict v = verdict_greedy(e->draft, target, e->gamma);
+    struct verdict v;
+    if (logits) {
+        struct rng copy = e->s->rng;
+        v = verify_sampled(&e->c->vf, &e->s->sampling, logits, e->d, &copy);
+    } else {
+        v = verdict_greedy(e->d->tokens, target, gamma);
+    }
     float conf = verdict_confidence(prob, v);
     const struct exit_head *h = &e->c->exits.heads[exit];
     if (conf < h->threshold || (e->sent && v.accepted == e->last.accepted && v.next == e->last.next))
         return;
     Tandem__Early msg = TANDEM__EARLY__INIT;
-    msg.round = e->round;
+    msg.round = e->d->round;
     msg.exit_layer = h->layer;
     msg.accepted = v.accepted;
     msg.next_token = v.next;
@@ -288,52 +298,6 @@ static void on_exit_result(void *ctx, int exit, int first_row, int n_rows,
     e->last = v;
 }
 
-/* Rejection sampling (DESIGN.md §3.3): draft token d ~ q is kept with
- * probability min(1, p(d)/q(d)); the first one refused is replaced by a
- * sample of norm(max(0, p - q)); if all are kept the bonus comes from p.
- * p is the target's distribution under the same sampling rule. */
-static struct verdict verify_sampled(struct cloud *c, struct session *s, const Tandem__Draft *d)
-{
-    int vocab = c->m->cfg.vocab;
-    for (size_t i = 0; i <= d->n_tokens; i++) {
-        const float *lg = c->logits + (long)i * vocab;
-        int n = sampling_dist(&s->sampling, lg, vocab, c->dist);
-        if (i == d->n_tokens)
-            return (struct verdict){(int)i, sample_from(c->dist, n, &s->rng)};
-        const Tandem__TokenDist *q = d->dists[i];
-        memset(c->dense, 0, sizeof(float) * vocab);
-        for (int j = 0; j < n; j++)
-            c->dense[c->dist[j].id] = c->dist[j].p;
-        int32_t tok = d->tokens[i];
-        double q_tok = 0;
-        for (size_t j = 0; j < q->n_ids; j++)
-            if (q->ids[j] == tok)
-                q_tok = q->probs[j];
-        double p_tok = c->dense[tok];
-        if (rng_uniform(&s->rng) * q_tok < p_tok)
-            continue; /* accepted: u < p/q */
-        for (size_t j = 0; j < q->n_ids; j++) {
-            float r = c->dense[q->ids[j]] - q->probs[j];
-            c->dense[q->ids[j]] = r > 0 ? r : 0;
-        }
-        int m = 0;
-        double sum = 0;
-        for (int t = 0; t < vocab; t++)
-            if (c->dense[t] > 0) {
-                c->dist[m++] = (struct token_prob){t, c->dense[t]};
-                sum += c->dense[t];
-            }
-        if (m == 0) { /* p == q up to rounding: nothing left over, draw from p */
-            n = sampling_dist(&s->sampling, lg, vocab, c->dist);
-            return (struct verdict){(int)i, sample_from(c->dist, n, &s->rng)};
-        }
-        for (int j = 0; j < m; j++)
-            c->dist[j].p = (float)(c->dist[j].p / sum);
-        return (struct verdict){(int)i, sample_from(c->dist, m, &s->rng)};
-    }
-    return (struct verdict){0, 0}; /* not reached */
-}
-
 /* One pass over [last committed, draft...]; commits the verdict. false when
  * the session was evicted. */
 static bool verify(struct cloud *c, struct session **slot, const Tandem__Draft *d, double received,
@@ -341,23 +305,24 @@ static bool verify(struct cloud *c, struct session **slot, const Tandem__Draft *
 {
     struct session *s = *slot;
     int gamma = (int)d->n_tokens, vocab = c->m->cfg.vocab;
-    if (s->n_tokens + gamma > c->cfg.ctx) {
+    if (s->n_tokens + gamma + 1 > c->cfg.ctx) { /* the round commits up to γ+1 tokens */
         char why[128];
-        snprintf(why, sizeof why, "context full: %d tokens + %d drafted exceed the session's %d",
+        snprintf(why, sizeof why, "context full: %d tokens + %d drafted + 1 exceed the session's %d",
                  s->n_tokens, gamma, c->cfg.ctx);
         evict(c, slot, TANDEM__ERROR_CODE__ERROR_CONTEXT_FULL, why);
         return false;
     }
     int32_t rows[gamma + 1];
     rows[0] = s->tokens[s->n_tokens - 1];
-    memcpy(rows + 1, d->tokens, sizeof *rows * gamma);
+    if (gamma) /* a DRAFT of no tokens has no array at all */
+        memcpy(rows + 1, d->tokens, sizeof *rows * gamma);
     kv_truncate(s->kv, s->n_tokens - 1);
     struct forward_request req = {rows, gamma + 1, 0, c->logits, NULL, NULL};
     bool greedy = s->sampling.temp <= 0;
-    struct early_ctx e = {c, s, d->round, d->tokens, gamma, now_s(), 0, false, {0, 0}};
+    struct early_ctx e = {c, s, d, now_s(), 0, false, {0, 0}};
     char err[256];
-    bool ok = greedy && s->mode == TANDEM__MODE__MODE_SD_EE && c->exits.n > 0 && gamma > 0
-                  ? forward_exits(c->fc, s->kv, &req, &c->exits, c->ev, false, on_exit_result, &e,
+    bool ok = s->mode == TANDEM__MODE__MODE_SD_EE && c->exits.n > 0 && gamma > 0
+                  ? forward_exits(c->fc, s->kv, &req, &c->exits, c->ev, !greedy, on_exit_result, &e,
                                   err, sizeof err)
                   : forward(c->fc, s->kv, &req, err, sizeof err);
     if (!ok) {
@@ -366,17 +331,18 @@ static bool verify(struct cloud *c, struct session **slot, const Tandem__Draft *
     }
     struct verdict v;
     if (!greedy && gamma > 0) {
-        v = verify_sampled(c, s, d);
+        v = verify_sampled(&c->vf, &s->sampling, c->logits, d, &s->rng);
     } else { /* greedy, or sampling the next token alone (no draft) */
         int32_t target[gamma + 1];
         for (int r = 0; r <= gamma; r++) {
-            int n = sampling_dist(&s->sampling, c->logits + (long)r * vocab, vocab, c->dist);
-            target[r] = greedy ? c->dist[0].id : sample_from(c->dist, n, &s->rng);
+            int n = sampling_dist(&s->sampling, c->logits + (long)r * vocab, vocab, c->vf.dist);
+            target[r] = greedy ? c->vf.dist[0].id : sample_from(c->vf.dist, n, &s->rng);
         }
         v = verdict_greedy(d->tokens, target, gamma);
     }
     double end = now_s();
-    memcpy(s->tokens + s->n_tokens, d->tokens, sizeof *s->tokens * v.accepted);
+    if (v.accepted)
+        memcpy(s->tokens + s->n_tokens, d->tokens, sizeof *s->tokens * v.accepted);
     s->n_tokens += v.accepted;
     s->tokens[s->n_tokens++] = v.next;
     kv_truncate(s->kv, s->n_tokens - 1);
@@ -484,8 +450,9 @@ static void on_frame(struct cloud *c, const uint8_t *id, size_t id_len, const vo
     case TANDEM__ENVELOPE__MSG_OPEN:
     case TANDEM__ENVELOPE__MSG_DRAFT:
     case TANDEM__ENVELOPE__MSG_CLOSE:
-        if (!slot) {
-            send_error(c, id, id_len, TANDEM__ERROR_CODE__ERROR_NO_SESSION, 0,
+        if (!slot) { /* the round lets the edge tell this answer from a stale one */
+            send_error(c, id, id_len, TANDEM__ERROR_CODE__ERROR_NO_SESSION,
+                       m->msg_case == TANDEM__ENVELOPE__MSG_DRAFT ? m->draft->round : 0,
                        "%s without a session: send HELLO first (or the session was evicted)",
                        proto_kind_name(m->msg_case));
         } else if (m->msg_case == TANDEM__ENVELOPE__MSG_OPEN) {
@@ -601,11 +568,10 @@ struct cloud *cloud_new(const struct cloud_config *cfg, char *err, size_t errlen
     c->fc = c->tp ? forward_ctx_new(c->m, c->tp, rows > 32 ? rows : 32, c->cfg.ctx) : NULL;
     c->ev = c->tp ? exit_eval_new(c->m, &c->exits, c->tp, rows > 32 ? rows : 32) : NULL;
     c->logits = malloc(sizeof(float) * rows * mc->vocab);
-    c->dist = malloc(sizeof *c->dist * mc->vocab);
-    c->dense = malloc(sizeof(float) * mc->vocab);
+    bool vf_ok = verifier_init(&c->vf, mc->vocab);
     c->sessions = calloc(c->cfg.max_sessions, sizeof *c->sessions);
     c->exit_layers = calloc(c->exits.n + 1, sizeof *c->exit_layers);
-    if (!c->fc || !c->ev || !c->logits || !c->dist || !c->dense || !c->sessions || !c->exit_layers) {
+    if (!c->fc || !c->ev || !c->logits || !vf_ok || !c->sessions || !c->exit_layers) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
@@ -619,9 +585,14 @@ struct cloud *cloud_new(const struct cloud_config *cfg, char *err, size_t errlen
     c->lim = (struct proto_limits){mc->vocab, (uint32_t)c->cfg.ctx, (uint32_t)c->cfg.max_gamma};
     c->zctx = zmq_ctx_new();
     c->sock = c->zctx ? zmq_socket(c->zctx, ZMQ_ROUTER) : NULL;
-    int zero = 0;
-    if (c->sock)
+    /* An edge that reconnects under its routing id takes its identity over
+     * from the dead connection, so its new HELLO resets its own session
+     * instead of leaving it to the idle limit. */
+    int zero = 0, one = 1;
+    if (c->sock) {
         zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(c->sock, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+    }
     if (!c->sock || zmq_bind(c->sock, cfg->bind) != 0) {
         snprintf(err, errlen, "cannot bind %s: %s", cfg->bind, zmq_strerror(errno));
         goto fail;
@@ -645,8 +616,7 @@ void cloud_free(struct cloud *c)
     if (c->zctx)
         zmq_ctx_term(c->zctx);
     free(c->logits);
-    free(c->dist);
-    free(c->dense);
+    verifier_free(&c->vf);
     free(c->exit_layers);
     exit_eval_free(c->ev);
     forward_ctx_free(c->fc);

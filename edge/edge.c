@@ -1,18 +1,16 @@
 #include "edge.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
 #include "../engine/forward.h"
-#include "../proto/codec.h"
+#include "link.h"
 
-/* γ draft tokens with the distributions they were drawn from. */
+/* Draft tokens with the distributions they were drawn from. */
 struct draft {
     int n;
     int32_t *tok;            /* (max_gamma) */
@@ -29,13 +27,10 @@ struct edge {
     struct kv_cache *kv;
     int32_t *kv_tokens; /* (ctx) the token at each position of kv */
     float *logits;      /* (vocab) */
-    struct rng rng;
     struct draft d[2];  /* the round in flight, and the pre-draft of the next */
     int max_gamma;      /* buffers hold this many draft tokens */
-    void *zctx, *sock;
-    uint32_t cloud_ctx, cloud_gamma;
+    struct link link;   /* unused in edge-ar */
     uint64_t round;     /* last round id sent; never reused on this connection */
-    struct proto_limits lim;
 };
 
 static const char *mode_names[] = {"sd", "sd-ee", "cloud-ar", "cloud-ar-rpc", "edge-ar"};
@@ -66,126 +61,67 @@ static bool fail(char *err, size_t errlen, const char *fmt, ...)
     return false;
 }
 
+static void notice(const struct edge *e, const char *fmt, ...)
+{
+    if (!e->cfg.log)
+        return;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    e->cfg.log(e->cfg.log_ctx, line);
+}
+
 /* ---- drafting ---- */
 
-/* Drafts gamma tokens after seq[0..n) into out. The draft KV keeps whatever
- * prefix it shares with seq (rollback is only truncation, DESIGN.md §3.4), so
- * a rejected draft or a dropped pre-draft costs nothing to undo. */
-static bool draft_from(struct edge *e, const int32_t *seq, int n, int gamma, struct draft *out,
-                       char *err, size_t errlen)
+/* The generator that draws the draft token at position pos: a function of
+ * the seed and the position alone. A pre-draft and a fresh draft from the
+ * same text are then the same tokens, so the output never depends on when
+ * FINAL arrived. Rejection sampling stays exact: the cloud looks at the
+ * token of a position at most once (it stops at the first refusal, and the
+ * next round starts after the token it put there), and a draw it never
+ * looked at carries nothing into the committed text. The cloud draws its
+ * own uniforms from a stream of the seed's that these never meet. */
+static void position_rng(struct rng *g, uint64_t seed, int pos)
 {
-    int vocab = e->m->cfg.vocab, keep = 0;
-    while (keep < e->kv->len && keep < n - 1 && e->kv_tokens[keep] == seq[keep])
-        keep++;
-    kv_truncate(e->kv, keep);
-    const int32_t *input = seq + keep;
-    int n_in = n - keep;
-    for (int j = 0; j < gamma; j++) {
-        if (e->kv->len + n_in > e->kv->n_ctx)
+    rng_seed(g, seed ^ ((uint64_t)(pos + 1) * 0xd1b54a32d192ed03ull));
+}
+
+/* Drafts out->tok[out->n .. gamma) after seq[0 .. n): token j takes
+ * position n + j and is written to seq[n + j] too (seq has room for
+ * n + gamma). The draft KV keeps whatever prefix it shares with seq
+ * (rollback is only truncation, DESIGN.md §3.4), so a refused draft or a
+ * dropped pre-draft costs nothing to undo and finishing a pre-draft repeats
+ * no work. interruptible (pre-drafting): stops before a token when the
+ * cloud has something to say (FINAL, a newer EARLY, a drop), so that the
+ * next round never waits for a pre-draft nobody may want. */
+static bool draft_more(struct edge *e, int32_t *seq, int n, int gamma, struct draft *out,
+                       bool interruptible, char *err, size_t errlen)
+{
+    int vocab = e->m->cfg.vocab;
+    memcpy(seq + n, out->tok, sizeof *seq * out->n);
+    while (out->n < gamma) {
+        if (interruptible && link_pending(&e->link))
+            return true;
+        int len = n + out->n, keep = 0;
+        if (len > e->kv->n_ctx)
             return fail(err, errlen, "the draft's context (%d) is full", e->kv->n_ctx);
-        memcpy(e->kv_tokens + e->kv->len, input, sizeof *input * n_in);
-        struct forward_request req = {input, n_in, n_in - 1, e->logits, NULL, NULL};
+        while (keep < e->kv->len && keep < len - 1 && e->kv_tokens[keep] == seq[keep])
+            keep++;
+        kv_truncate(e->kv, keep);
+        memcpy(e->kv_tokens + keep, seq + keep, sizeof *seq * (len - keep));
+        struct forward_request req = {seq + keep, len - keep, len - keep - 1, e->logits, NULL, NULL};
         if (!forward(e->fc, e->kv, &req, err, errlen))
             return false;
-        struct token_prob *dist = out->dist + (long)j * vocab;
-        out->dist_n[j] = sampling_dist(&e->cfg.sampling, e->logits, vocab, dist);
-        out->tok[j] = sample_from(dist, out->dist_n[j], &e->rng);
-        input = &out->tok[j];
-        n_in = 1;
+        struct token_prob *dist = out->dist + (long)out->n * vocab;
+        out->dist_n[out->n] = sampling_dist(&e->cfg.sampling, e->logits, vocab, dist);
+        struct rng g;
+        position_rng(&g, e->cfg.seed, len);
+        seq[len] = out->tok[out->n] = sample_from(dist, out->dist_n[out->n], &g);
+        out->n++;
     }
-    out->n = gamma;
     return true;
-}
-
-/* ---- the link ---- */
-
-static bool send_msg(struct edge *e, proto_msg *m, char *err, size_t errlen)
-{
-    size_t len;
-    uint8_t *buf = proto_encode(m, &len);
-    if (!buf)
-        return fail(err, errlen, "out of memory");
-    int rc = zmq_send(e->sock, buf, len, 0);
-    free(buf);
-    if (rc < 0)
-        return fail(err, errlen, "send to %s: %s", e->cfg.endpoint, zmq_strerror(errno));
-    return true;
-}
-
-/* The next message from the cloud; NULL and err after timeout_ms of silence. */
-static proto_msg *recv_msg(struct edge *e, double *idle_ms, char *err, size_t errlen)
-{
-    zmq_pollitem_t item = {e->sock, 0, ZMQ_POLLIN, 0};
-    double t0 = now_s();
-    int rc;
-    do
-        rc = zmq_poll(&item, 1, e->cfg.timeout_ms - (long)((now_s() - t0) * 1e3));
-    while (rc < 0 && errno == EINTR && (now_s() - t0) * 1e3 < e->cfg.timeout_ms);
-    if (idle_ms)
-        *idle_ms += (now_s() - t0) * 1e3;
-    if (rc <= 0) {
-        fail(err, errlen, "no answer from the cloud at %s for %.1f s (is `tandem cloud` running there?)",
-             e->cfg.endpoint, e->cfg.timeout_ms / 1e3);
-        return NULL;
-    }
-    zmq_msg_t frame;
-    zmq_msg_init(&frame);
-    if (zmq_msg_recv(&frame, e->sock, 0) < 0) {
-        fail(err, errlen, "receive from %s: %s", e->cfg.endpoint, zmq_strerror(errno));
-        zmq_msg_close(&frame);
-        return NULL;
-    }
-    char why[256];
-    proto_msg *m = proto_decode(zmq_msg_data(&frame), zmq_msg_size(&frame), &e->lim, why, sizeof why);
-    zmq_msg_close(&frame);
-    if (!m)
-        fail(err, errlen, "bad message from the cloud: %s", why);
-    return m;
-}
-
-static bool cloud_error(const proto_msg *m, char *err, size_t errlen)
-{
-    return fail(err, errlen, "the cloud reports error %d: %s", (int)m->error->code, m->error->text);
-}
-
-static bool handshake(struct edge *e, char *err, size_t errlen)
-{
-    Tandem__Fingerprint fp = TANDEM__FINGERPRINT__INIT;
-    fp.tokenizer_hash = tokenizer_hash(e->tok);
-    fp.vocab = e->m->cfg.vocab;
-    fp.bos = tokenizer_bos(e->tok);
-    fp.eos = tokenizer_eos(e->tok);
-    Tandem__Hello h = TANDEM__HELLO__INIT;
-    h.version = TANDEM_PROTO_VERSION;
-    h.fingerprint = &fp;
-    h.client = "tandem-edge";
-    proto_msg m = TANDEM__ENVELOPE__INIT;
-    m.msg_case = TANDEM__ENVELOPE__MSG_HELLO;
-    m.hello = &h;
-    if (!send_msg(e, &m, err, errlen))
-        return false;
-    for (;;) {
-        proto_msg *r = recv_msg(e, NULL, err, errlen);
-        if (!r)
-            return false;
-        bool ok = true, done = true;
-        if (r->msg_case == TANDEM__ENVELOPE__MSG_ERROR) {
-            ok = cloud_error(r, err, errlen);
-        } else if (r->msg_case != TANDEM__ENVELOPE__MSG_WELCOME) {
-            done = false; /* left over from an earlier session: skip */
-        } else if (!r->welcome->accepted) {
-            ok = fail(err, errlen, "the cloud refused this draft: %s", r->welcome->reason);
-        } else if (r->welcome->fingerprint->tokenizer_hash != fp.tokenizer_hash ||
-                   r->welcome->fingerprint->vocab != fp.vocab) {
-            ok = fail(err, errlen, "the cloud's model does not share this draft's tokenizer");
-        } else {
-            e->cloud_ctx = r->welcome->max_context;
-            e->cloud_gamma = r->welcome->max_gamma;
-        }
-        proto_free(r);
-        if (done)
-            return ok;
-    }
 }
 
 /* ---- generation ---- */
@@ -193,12 +129,14 @@ static bool handshake(struct edge *e, char *err, size_t errlen)
 struct run {
     struct edge *e;
     struct edge_result *res;
-    int32_t *seq; /* prompt + committed tokens, room for a pre-draft's verdict */
+    Tandem__Mode mode;
+    int32_t *seq; /* prompt + committed tokens; past them, drafts' scratch */
     int n_seq, n_gen, max_tokens;
     bool done;
     edge_tokens_fn fn;
     void *fn_ctx;
     double t0;
+    int reconnects_left;
 };
 
 /* Commits tokens in order, stopping at max_tokens or after EOS. */
@@ -221,25 +159,55 @@ static void commit(struct run *r, const int32_t *ids, int n)
     }
 }
 
-static bool send_open(struct run *r, Tandem__Mode mode, char *err, size_t errlen)
+static bool send_open(struct run *r, char *err, size_t errlen)
 {
     struct edge *e = r->e;
     Tandem__Sampling s = TANDEM__SAMPLING__INIT;
     s.temperature = e->cfg.sampling.temp;
     s.top_k = e->cfg.sampling.top_k > 0 ? (uint32_t)e->cfg.sampling.top_k : 0;
     s.top_p = e->cfg.sampling.top_p;
-    s.seed = e->cfg.seed;
+    /* A session reopened mid-generation gets a stream of its own: replaying
+     * the uniforms the committed text already used would tie new tokens to
+     * old ones. */
+    s.seed = r->n_gen ? e->cfg.seed ^ ((uint64_t)r->n_gen * 0x9e3779b97f4a7c15ull) : e->cfg.seed;
     Tandem__Open o = TANDEM__OPEN__INIT;
     o.n_prompt = r->n_seq;
     o.prompt = r->seq;
     o.sampling = &s;
     o.max_tokens = r->max_tokens - r->n_gen;
-    o.mode = mode;
+    o.mode = r->mode;
     o.stop_at_eos = !e->cfg.ignore_eos;
     proto_msg m = TANDEM__ENVELOPE__INIT;
     m.msg_case = TANDEM__ENVELOPE__MSG_OPEN;
     m.open = &o;
-    return send_msg(e, &m, err, errlen);
+    return link_send(&e->link, &m, err, errlen);
+}
+
+/* A session on the cloud, its limits checked against the edge's. */
+static bool open_session(struct edge *e, char *err, size_t errlen)
+{
+    if (!link_handshake(&e->link, err, errlen))
+        return false;
+    if ((uint32_t)e->cfg.gamma > e->link.cloud_gamma)
+        return fail(err, errlen, "--gamma %d exceeds the cloud's limit of %u", e->cfg.gamma,
+                    e->link.cloud_gamma);
+    return true;
+}
+
+/* The cloud lost the session mid-generation (err says how): while
+ * reconnects last, a new one that carries on from the committed text. */
+static bool resume(struct run *r, char *err, size_t errlen)
+{
+    char why[512];
+    snprintf(why, sizeof why, "%s", err);
+    if (r->reconnects_left <= 0)
+        return fail(err, errlen, "%s; %d tokens had been committed", why, r->n_gen);
+    r->reconnects_left--;
+    notice(r->e, "%s; opening a new session, carrying on after %d committed tokens", why, r->n_gen);
+    if (!open_session(r->e, err, errlen))
+        return false;
+    r->res->reconnects++;
+    return send_open(r, err, errlen);
 }
 
 static bool send_draft(struct edge *e, uint64_t round, int start, const struct draft *d, char *err,
@@ -274,7 +242,7 @@ static bool send_draft(struct edge *e, uint64_t round, int start, const struct d
     proto_msg m = TANDEM__ENVELOPE__INIT;
     m.msg_case = TANDEM__ENVELOPE__MSG_DRAFT;
     m.draft = &dr;
-    ok = ok ? send_msg(e, &m, err, errlen) : fail(err, errlen, "out of memory");
+    ok = ok ? link_send(&e->link, &m, err, errlen) : fail(err, errlen, "out of memory");
     for (int j = 0; dists && j < d->n; j++) {
         free(dists[j].ids);
         free(dists[j].probs);
@@ -284,9 +252,13 @@ static bool send_draft(struct edge *e, uint64_t round, int start, const struct d
     return ok;
 }
 
-/* Draft tokens for a round starting after n_seq tokens of which n_gen are
- * generated: γ, less near max_tokens (the round itself adds one token), none
- * in cloud-ar-rpc. */
+static bool cloud_error(const proto_msg *m, char *err, size_t errlen)
+{
+    return fail(err, errlen, "the cloud reports error %d: %s", (int)m->error->code, m->error->text);
+}
+
+/* Draft tokens for a round starting after n_gen generated tokens: γ, less
+ * near max_tokens (the round itself adds one token), none in cloud-ar-rpc. */
 static int round_gamma(const struct run *r, int n_gen)
 {
     const struct edge *e = r->e;
@@ -296,38 +268,75 @@ static int round_gamma(const struct run *r, int n_gen)
     return g < left ? g : left > 0 ? left : 0;
 }
 
+/* An EARLY verdict (a', t') on draft cur: pre-draft the next round as if it
+ * were final, after committed + d_1..d_a' + t' (in seq past the committed
+ * tokens; FINAL writes the real ones over them). *made: a pre-draft, maybe
+ * cut short, exists; none when the verdict would end the generation. */
+static bool predraft(struct run *r, const struct draft *cur, const Tandem__Early *early,
+                     struct draft *pre, bool *made, char *err, size_t errlen)
+{
+    struct edge *e = r->e;
+    int a = (int)early->accepted, n_gen = r->n_gen + a + 1, n = r->n_seq + a + 1;
+    memcpy(r->seq + r->n_seq, cur->tok, sizeof *cur->tok * a);
+    r->seq[n - 1] = early->next_token;
+    bool ends = n_gen >= r->max_tokens;
+    for (int j = r->n_seq; j < n && !e->cfg.ignore_eos; j++)
+        ends |= r->seq[j] == tokenizer_eos(e->tok);
+    *made = false;
+    if (ends)
+        return true;
+    double t = now_s();
+    int gamma = round_gamma(r, n_gen);
+    pre->n = 0;
+    if (!draft_more(e, r->seq, n, gamma, pre, true, err, errlen))
+        return false;
+    r->res->draft_ms += (now_s() - t) * 1e3;
+    r->res->predraft_stops += pre->n < gamma;
+    *made = true;
+    return true;
+}
+
+/* sd, sd-ee and cloud-ar-rpc: rounds of DRAFT and FINAL. */
 static bool run_rounds(struct run *r, char *err, size_t errlen)
 {
     struct edge *e = r->e;
     struct edge_result *res = r->res;
-    bool ee = e->cfg.mode == EDGE_SD_EE && e->cfg.sampling.temp <= 0;
+    bool ee = e->cfg.mode == EDGE_SD_EE;
     struct draft *cur = &e->d[0], *pre = &e->d[1];
     bool use_pre = false;
-    Tandem__Mode mode = e->cfg.mode == EDGE_SD ? TANDEM__MODE__MODE_SD
-                        : e->cfg.mode == EDGE_SD_EE ? TANDEM__MODE__MODE_SD_EE
-                                                    : TANDEM__MODE__MODE_CLOUD_AR_RPC;
-    if (!send_open(r, mode, err, errlen))
+    if (!send_open(r, err, errlen))
         return false;
     while (!r->done) {
         double t = now_s();
-        if (use_pre) {
+        if (use_pre) { /* confirmed: finish it if FINAL cut it short */
             struct draft *x = cur;
             cur = pre;
             pre = x;
-        } else if (!draft_from(e, r->seq, r->n_seq, round_gamma(r, r->n_gen), cur, err, errlen)) {
-            return false;
+            res->predrafted += cur->n;
+        } else {
+            cur->n = 0;
         }
+        if (!draft_more(e, r->seq, r->n_seq, round_gamma(r, r->n_gen), cur, false, err, errlen))
+            return false;
         res->draft_ms += (now_s() - t) * 1e3;
         uint64_t round = ++e->round;
-        if (!send_draft(e, round, r->n_seq, cur, err, errlen))
+        /* The PING goes first so that its PONG does not wait for the pass. */
+        if (!link_ping(&e->link, err, errlen) || !send_draft(e, round, r->n_seq, cur, err, errlen))
             return false;
         bool have_pre = false, early = false;
         int pre_a = -1;
         int32_t pre_t = -1;
+        use_pre = false;
         for (;;) {
-            proto_msg *m = recv_msg(e, &res->edge_idle_ms, err, errlen);
-            if (!m)
+            proto_msg *m = NULL;
+            enum link_status st = link_recv(&e->link, &m, &res->edge_idle_ms, err, errlen);
+            if (st == LINK_FAILED)
                 return false;
+            if (st == LINK_LOST) { /* the round is gone with the session */
+                if (!resume(r, err, errlen))
+                    return false;
+                break;
+            }
             if (m->msg_case == TANDEM__ENVELOPE__MSG_ERROR) {
                 bool stale = m->error->round != 0 && m->error->round < round;
                 if (!stale) {
@@ -337,27 +346,13 @@ static bool run_rounds(struct run *r, char *err, size_t errlen)
                 }
             } else if (m->msg_case == TANDEM__ENVELOPE__MSG_EARLY && m->early->round == round && ee &&
                        (int)m->early->accepted <= cur->n) {
-                /* Pre-draft the next round as if the verdict were final. The
-                 * verdict's tokens go after the committed ones in seq; FINAL
-                 * overwrites them with the real ones. */
                 early = true;
-                int a = (int)m->early->accepted, n_gen = r->n_gen + a + 1;
-                memcpy(r->seq + r->n_seq, cur->tok, sizeof *cur->tok * a);
-                r->seq[r->n_seq + a] = m->early->next_token;
-                bool eos = !e->cfg.ignore_eos && m->early->next_token == tokenizer_eos(e->tok);
-                for (int j = 0; j < a; j++)
-                    eos |= !e->cfg.ignore_eos && cur->tok[j] == tokenizer_eos(e->tok);
-                if (n_gen < r->max_tokens && !eos) {
-                    t = now_s();
-                    if (!draft_from(e, r->seq, r->n_seq + a + 1, round_gamma(r, n_gen), pre, err, errlen)) {
-                        proto_free(m);
-                        return false;
-                    }
-                    res->draft_ms += (now_s() - t) * 1e3;
-                    have_pre = true;
-                    pre_a = a;
-                    pre_t = m->early->next_token;
+                if (!predraft(r, cur, m->early, pre, &have_pre, err, errlen)) {
+                    proto_free(m);
+                    return false;
                 }
+                pre_a = (int)m->early->accepted;
+                pre_t = m->early->next_token;
             } else if (m->msg_case == TANDEM__ENVELOPE__MSG_FINAL && m->final->round == round) {
                 int a = (int)m->final->accepted;
                 int32_t next = m->final->next_token;
@@ -379,7 +374,7 @@ static bool run_rounds(struct run *r, char *err, size_t errlen)
                 res->early_hits += use_pre;
                 break;
             }
-            proto_free(m); /* PONG, or a message of a finished round: dropped */
+            proto_free(m); /* a stale message, of a finished round or a lost session: dropped */
         }
     }
     return true;
@@ -387,12 +382,19 @@ static bool run_rounds(struct run *r, char *err, size_t errlen)
 
 static bool run_cloud_ar(struct run *r, char *err, size_t errlen)
 {
-    if (!send_open(r, TANDEM__MODE__MODE_CLOUD_AR, err, errlen))
+    struct link *l = &r->e->link;
+    if (!link_ping(l, err, errlen) || !send_open(r, err, errlen))
         return false;
     while (!r->done) {
-        proto_msg *m = recv_msg(r->e, &r->res->edge_idle_ms, err, errlen);
-        if (!m)
+        proto_msg *m = NULL;
+        enum link_status st = link_recv(l, &m, &r->res->edge_idle_ms, err, errlen);
+        if (st == LINK_FAILED)
             return false;
+        if (st == LINK_LOST) {
+            if (!resume(r, err, errlen))
+                return false;
+            continue;
+        }
         bool ok = true;
         if (m->msg_case == TANDEM__ENVELOPE__MSG_ERROR) {
             ok = cloud_error(m, err, errlen);
@@ -412,11 +414,35 @@ static bool run_edge_ar(struct run *r, char *err, size_t errlen)
 {
     while (!r->done) {
         double t = now_s();
-        if (!draft_from(r->e, r->seq, r->n_seq, 1, &r->e->d[0], err, errlen))
+        struct draft *d = &r->e->d[0];
+        d->n = 0;
+        if (!draft_more(r->e, r->seq, r->n_seq, 1, d, false, err, errlen))
             return false;
         r->res->draft_ms += (now_s() - t) * 1e3;
-        commit(r, r->e->d[0].tok, 1);
+        commit(r, d->tok, 1);
     }
+    return true;
+}
+
+/* Before a generation: what the cloud said while the edge was away (a
+ * drop, an eviction, leftovers) is read, and a lost session replaced. */
+static bool ready_session(struct edge *e, char *err, size_t errlen)
+{
+    char why[512] = "the last generation lost the session";
+    while (link_pending(&e->link)) {
+        proto_msg *m = NULL;
+        enum link_status st = link_recv(&e->link, &m, NULL, why, sizeof why);
+        if (st == LINK_FAILED)
+            return fail(err, errlen, "%s", why);
+        if (st == LINK_MESSAGE)
+            proto_free(m);
+    }
+    if (e->link.lost) {
+        notice(e, "%s; opening a new session", why);
+        if (!open_session(e, err, errlen))
+            return false;
+    }
+    link_rtt_reset(&e->link);
     return true;
 }
 
@@ -425,33 +451,44 @@ bool edge_generate(struct edge *e, const int32_t *prompt, int n_prompt, int max_
 {
     memset(res, 0, sizeof *res);
     int vocab = e->m->cfg.vocab;
+    bool cloud = e->cfg.mode != EDGE_AR;
     if (n_prompt < 1)
         return fail(err, errlen, "empty prompt");
     for (int i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= vocab)
             return fail(err, errlen, "prompt token %d is outside the vocabulary", prompt[i]);
+    if (cloud && !ready_session(e, err, errlen))
+        return false;
     int ctx = e->kv->n_ctx;
-    if (e->cfg.mode != EDGE_AR && (uint32_t)ctx > e->cloud_ctx)
-        ctx = (int)e->cloud_ctx;
+    if (cloud && (uint32_t)ctx > e->link.cloud_ctx)
+        ctx = (int)e->link.cloud_ctx;
     if (n_prompt + max_tokens > ctx)
         return fail(err, errlen, "prompt (%d tokens) + %d to generate exceed the context of %d%s",
-                    n_prompt, max_tokens, ctx, e->cfg.mode != EDGE_AR ? " (draft's and cloud's)" : "");
+                    n_prompt, max_tokens, ctx, cloud ? " (draft's and cloud's)" : "");
     res->max_gamma = e->max_gamma;
     res->ids = malloc(sizeof *res->ids * (max_tokens + 1));
     res->offered_at = calloc(e->max_gamma + 1, sizeof *res->offered_at);
     res->accepted_at = calloc(e->max_gamma + 1, sizeof *res->accepted_at);
-    struct run r = {e, res, malloc(sizeof(int32_t) * (n_prompt + max_tokens + e->max_gamma + 2)),
-                    n_prompt, 0, max_tokens, max_tokens == 0, fn, fn_ctx, now_s()};
+    Tandem__Mode mode = e->cfg.mode == EDGE_SD      ? TANDEM__MODE__MODE_SD
+                        : e->cfg.mode == EDGE_SD_EE ? TANDEM__MODE__MODE_SD_EE
+                        : e->cfg.mode == EDGE_CLOUD_AR ? TANDEM__MODE__MODE_CLOUD_AR
+                                                       : TANDEM__MODE__MODE_CLOUD_AR_RPC;
+    struct run r = {e, res, mode, malloc(sizeof(int32_t) * (n_prompt + max_tokens + e->max_gamma + 2)),
+                    n_prompt, 0, max_tokens, max_tokens == 0, fn, fn_ctx, now_s(), e->cfg.reconnects};
     if (!res->ids || !res->offered_at || !res->accepted_at || !r.seq) {
         free(r.seq);
         return fail(err, errlen, "out of memory");
     }
     memcpy(r.seq, prompt, sizeof *prompt * n_prompt);
-    rng_seed(&e->rng, e->cfg.seed);
-    bool ok = e->cfg.mode == EDGE_AR         ? run_edge_ar(&r, err, errlen)
+    bool ok = !cloud                         ? run_edge_ar(&r, err, errlen)
               : e->cfg.mode == EDGE_CLOUD_AR ? run_cloud_ar(&r, err, errlen)
                                              : run_rounds(&r, err, errlen);
     res->wall_s = now_s() - r.t0;
+    if (cloud) {
+        res->rtt_samples = e->link.rtt_n;
+        res->rtt_ms = e->link.rtt_n ? e->link.rtt_sum_ms / e->link.rtt_n : 0;
+        res->rtt_min_ms = e->link.rtt_min_ms;
+    }
     free(r.seq);
     return ok;
 }
@@ -496,28 +533,27 @@ struct edge *edge_open(const struct edge_config *cfg, char *err, size_t errlen)
         fail(err, errlen, "out of memory");
         goto fail;
     }
-    e->lim = (struct proto_limits){mc->vocab, 0, (uint32_t)e->max_gamma};
     if (cfg->mode == EDGE_AR)
         return e;
-    e->zctx = zmq_ctx_new();
-    e->sock = e->zctx ? zmq_socket(e->zctx, ZMQ_DEALER) : NULL;
-    int zero = 0;
-    if (e->sock)
-        zmq_setsockopt(e->sock, ZMQ_LINGER, &zero, sizeof zero);
-    if (!e->sock || zmq_connect(e->sock, cfg->endpoint) != 0) {
-        fail(err, errlen, "cannot connect to %s: %s", cfg->endpoint, zmq_strerror(errno));
+    Tandem__Fingerprint fp = TANDEM__FINGERPRINT__INIT;
+    fp.tokenizer_hash = tokenizer_hash(e->tok);
+    fp.vocab = mc->vocab;
+    fp.bos = tokenizer_bos(e->tok);
+    fp.eos = tokenizer_eos(e->tok);
+    if (!link_open(&e->link, cfg->zmq_ctx, cfg->endpoint, e->cfg.timeout_ms, &fp,
+                   (uint32_t)e->max_gamma, err, errlen) ||
+        !open_session(e, err, errlen))
         goto fail;
-    }
-    if (!handshake(e, err, errlen))
-        goto fail;
-    if ((uint32_t)e->cfg.gamma > e->cloud_gamma) {
-        fail(err, errlen, "--gamma %d exceeds the cloud's limit of %u", e->cfg.gamma, e->cloud_gamma);
-        goto fail;
-    }
     return e;
 fail:
     edge_close(e);
     return NULL;
+}
+
+void edge_set_sampling(struct edge *e, const struct sampling *s, uint64_t seed)
+{
+    e->cfg.sampling = *s;
+    e->cfg.seed = seed;
 }
 
 const struct tokenizer *edge_tokenizer(const struct edge *e) { return e->tok; }
@@ -534,20 +570,7 @@ void edge_close(struct edge *e)
 {
     if (!e)
         return;
-    if (e->sock) {
-        Tandem__Close c = TANDEM__CLOSE__INIT;
-        proto_msg m = TANDEM__ENVELOPE__INIT;
-        m.msg_case = TANDEM__ENVELOPE__MSG_CLOSE;
-        m.close = &c;
-        char err[128];
-        int linger = 200; /* long enough for CLOSE to leave, never a hang */
-        zmq_setsockopt(e->sock, ZMQ_LINGER, &linger, sizeof linger);
-        if (e->cloud_ctx)
-            send_msg(e, &m, err, sizeof err);
-        zmq_close(e->sock);
-    }
-    if (e->zctx)
-        zmq_ctx_term(e->zctx);
+    link_close(&e->link);
     for (int i = 0; i < 2; i++) {
         free(e->d[i].tok);
         free(e->d[i].dist_n);

@@ -46,10 +46,11 @@ echo "demo: A (sd-ee, γ=4):"
 "${edge[@]}" --mode sd-ee --gamma 4
 echo
 echo "demo: ms/token, $n tokens, cloud and edge on this machine ($threads cores):"
-printf '  %-13s %9s %8s %7s %12s\n' mode ms/token rounds tau early_hits
+printf '  %-13s %9s %8s %7s %12s %8s\n' mode ms/token rounds tau early_hits rtt_ms
 for mode in sd-ee sd cloud-ar cloud-ar-rpc; do
     "${edge[@]}" --mode "$mode" --gamma 4 --json | python3 -c "
 import json, sys
 o = json.load(sys.stdin)
-print('  %-13s %9.1f %8d %7.2f %12d' % (o['mode'], o['ms_per_token'], o['rounds'], o['tau'], o['early_hits']))"
+print('  %-13s %9.1f %8d %7.2f %12d %8.3f' % (o['mode'], o['ms_per_token'], o['rounds'], o['tau'],
+                                             o['early_hits'], o['rtt_ms']))"
 done

@@ -30,6 +30,9 @@ static void edge_usage(FILE *out)
             "      --no-bos         do not add BOS to a text prompt\n"
             "      --ignore-eos     keep generating after the end-of-sequence token\n"
             "      --timeout MS     longest wait for the cloud (default 30000)\n"
+            "      --reconnect N    new sessions to open when the cloud loses one mid-answer\n"
+            "                       (restarted, connection dropped, evicted), carrying on from\n"
+            "                       the text accepted so far (default 3; 0: stop with the error)\n"
             "      --threads N      worker threads (default: all cores)\n"
             "      --ctx N          draft context (default min(model's, 2048))\n"
             "      --json           print one JSON object instead of streaming text\n"
@@ -46,7 +49,7 @@ struct edge_opts {
 static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
 {
     enum { O_CONNECT = 256, O_IDS, O_MODE, O_GAMMA, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_CHAT, O_NOBOS,
-           O_NOEOS, O_TIMEOUT, O_THREADS, O_CTX, O_JSON };
+           O_NOEOS, O_TIMEOUT, O_RECONNECT, O_THREADS, O_CTX, O_JSON };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"connect", required_argument, 0, O_CONNECT},
         {"prompt", required_argument, 0, 'p'},      {"ids", required_argument, 0, O_IDS},
@@ -55,7 +58,8 @@ static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
         {"top-k", required_argument, 0, O_TOPK},    {"top-p", required_argument, 0, O_TOPP},
         {"seed", required_argument, 0, O_SEED},     {"chat", optional_argument, 0, O_CHAT},
         {"no-bos", no_argument, 0, O_NOBOS},        {"ignore-eos", no_argument, 0, O_NOEOS},
-        {"timeout", required_argument, 0, O_TIMEOUT}, {"threads", required_argument, 0, O_THREADS},
+        {"timeout", required_argument, 0, O_TIMEOUT}, {"reconnect", required_argument, 0, O_RECONNECT},
+        {"threads", required_argument, 0, O_THREADS},
         {"ctx", required_argument, 0, O_CTX},       {"json", no_argument, 0, O_JSON},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     optind = 1;
@@ -85,6 +89,7 @@ static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
         case O_NOBOS: o->no_bos = true; break;
         case O_NOEOS: o->cfg.ignore_eos = true; break;
         case O_TIMEOUT: ok = arg_int("--timeout", optarg, 1, 1 << 30, &o->cfg.timeout_ms); break;
+        case O_RECONNECT: ok = arg_int("--reconnect", optarg, 0, 1 << 20, &o->cfg.reconnects); break;
         case O_THREADS: ok = arg_int("--threads", optarg, 1, 1024, &o->cfg.threads); break;
         case O_CTX: ok = arg_int("--ctx", optarg, 2, 1 << 24, &o->cfg.ctx); break;
         case O_JSON: o->json = true; break;
@@ -179,19 +184,37 @@ static void print_json(const struct edge_opts *o, const int32_t *prompt, int n_p
     json_object_object_add(j, "edge_idle_ms", json_object_new_double(r->edge_idle_ms));
     json_object_object_add(j, "edge_draft_ms", json_object_new_double(r->draft_ms));
     json_object_object_add(j, "cloud_busy_ms", json_object_new_double(r->cloud_busy_ms));
+    json_object_object_add(j, "predrafted", json_object_new_int64(r->predrafted));
+    json_object_object_add(j, "predraft_stops", json_object_new_int(r->predraft_stops));
+    json_object_object_add(j, "rtt_ms", json_object_new_double(r->rtt_ms));
+    json_object_object_add(j, "rtt_min_ms", json_object_new_double(r->rtt_min_ms));
+    json_object_object_add(j, "rtt_samples", json_object_new_int(r->rtt_samples));
+    json_object_object_add(j, "reconnects", json_object_new_int(r->reconnects));
     printf("%s\n", json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
     json_object_put(j);
+}
+
+/* Lost sessions and reconnections, told as they happen; the streamed text
+ * goes on after them on a line of its own. */
+static void log_line(void *ctx, const char *line)
+{
+    const struct printer *p = ctx;
+    fflush(stdout);
+    fprintf(stderr, "%standem edge: %s\n", p->stream && p->len ? "\n" : "", line);
 }
 
 int cmd_edge(int argc, char **argv)
 {
     struct edge_opts o = {.cfg = {.endpoint = "tcp://127.0.0.1:5555", .mode = EDGE_SD_EE, .gamma = 4,
-                                  .sampling = {0.0f, 0, 1.0f}},
+                                  .sampling = {0.0f, 0, 1.0f}, .reconnects = 3},
                           .n_predict = 128};
     int rc = parse_edge_opts(argc, argv, &o);
     if (rc >= 0)
         return rc;
-    char err[512];
+    struct printer p = {.stream = !o.json};
+    o.cfg.log = log_line;
+    o.cfg.log_ctx = &p;
+    char err[1024];
     struct edge *e = edge_open(&o.cfg, err, sizeof err);
     if (!e) {
         fprintf(stderr, "tandem edge: %s\n", err);
@@ -202,7 +225,6 @@ int cmd_edge(int argc, char **argv)
                          : prompt_encode("tandem edge", edge_tokenizer(e), o.prompt, o.chat,
                                          o.chat_name, o.no_bos, &prompt);
     struct edge_result res = {0};
-    struct printer p = {.stream = !o.json};
     detok_init(&p.dt, edge_tokenizer(e));
     rc = 1;
     if (n_prompt > 0) {
@@ -218,11 +240,12 @@ int cmd_edge(int argc, char **argv)
             if (o.json)
                 print_json(&o, prompt, n_prompt, &res, p.text);
             else
-                fprintf(stderr, "\n[%s: %d tokens, %.1f ms/token, %d rounds, tau %.2f, early hits %d]\n",
+                fprintf(stderr, "\n[%s: %d tokens, %.1f ms/token, %d rounds, tau %.2f, early hits %d, "
+                                "rtt %.2f ms]\n",
                         edge_mode_name(o.cfg.mode), res.n_ids,
                         res.n_ids ? res.wall_s * 1e3 / res.n_ids : 0.0, res.rounds,
                         res.rounds ? (double)(res.accepted + res.rounds) / res.rounds : 0.0,
-                        res.early_hits);
+                        res.early_hits, res.rtt_ms);
         }
     }
     free(prompt);

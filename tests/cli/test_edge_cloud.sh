@@ -2,8 +2,11 @@
 # tandem cloud + tandem edge on this machine (DESIGN.md §3.1): greedy output
 # of sd and sd-ee at γ ∈ {1,2,4,8}, and of both cloud baselines, is exactly
 # `tandem run` of the target, for a draft made of the target's first layers
-# and for an unrelated random draft sharing its tokenizer; a mismatched pair
-# is refused with the reason; a silent cloud makes the edge fail clearly.
+# and for an unrelated random draft sharing its tokenizer; sampled sd-ee
+# gives sd's tokens for a seed; a mismatched pair is refused with the
+# reason; a cloud restarted under a generation is reported and the edge
+# carries on to the same output; a silent cloud makes the edge fail clearly.
+# (The distribution of sampled output is tested in tests/unit/test_edge_sampling.c.)
 set -u
 cd "$(dirname "$0")/../.."
 T=bin/tandem
@@ -84,16 +87,20 @@ check "lossless greedy: $lossless of $compared runs equal tandem run of the targ
 check "sd-ee used confirmed pre-drafts ($early rounds)" test "$early" -gt 0
 
 # Sampling: cloud-ar draws from the target with the seed's stream, exactly
-# as run does; sd and sd-ee verify by rejection sampling (their frequencies
-# are not tested here) and produce the requested count.
+# as run does; sd and sd-ee verify by rejection sampling, and pre-drafting
+# never changes their tokens: for one seed, sd-ee gives sd's.
 samp=(--ids "1 5 9" -n 24 --ignore-eos --temp 0.8 --top-k 40 --seed 3 --json --threads 1)
 want=$($T run -m "$tmp/te.gguf" "${samp[@]}" 2>/dev/null | ids_of)
 got=$($T edge -m "$tmp/d_prefix.gguf" --connect "$ep" --mode cloud-ar "${samp[@]}" 2>/dev/null | ids_of)
 check "sampled cloud-ar equals run with the same seed" test "$got" = "$want"
-for mode in sd sd-ee; do
-    got=$($T edge -m "$tmp/d_prefix.gguf" --connect "$ep" --mode $mode --gamma 4 "${samp[@]}" 2>/dev/null | ids_of)
-    check "sampled $mode gives 24 tokens" test "$(wc -w <<<"$got")" -eq 24
-done
+sd=$($T edge -m "$tmp/d_prefix.gguf" --connect "$ep" --mode sd --gamma 4 "${samp[@]}" 2>/dev/null | ids_of)
+check "sampled sd gives 24 tokens" test "$(wc -w <<<"$sd")" -eq 24
+json=$($T edge -m "$tmp/d_prefix.gguf" --connect "$ep" --mode sd-ee --gamma 4 "${samp[@]}" 2>/dev/null)
+check "sampled sd-ee gives sd's tokens for the seed" test "$(ids_of <<<"$json")" = "$sd"
+early=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['early_rounds'])" "$json" 2>/dev/null)
+check "sampled sd-ee received EARLY verdicts (${early:-none})" test "${early:-0}" -gt 0
+rtt=$(python3 -c "import json,sys; o=json.loads(sys.argv[1]); print(o['rtt_samples'] == o['rounds'] and o['rtt_ms'] > 0)" "$json" 2>/dev/null)
+check "--json reports the PING round trip of every round (rtt_ms)" test "$rtt" = True
 
 # Without --ignore-eos the edge stops where run stops.
 want=$($T run -m "$tmp/te.gguf" --ids "1 2" -n 200 --json --threads 1 2>/dev/null | ids_of)
@@ -112,11 +119,36 @@ expect_error "bad mode" "--mode" $T edge -m "$tmp/d_prefix.gguf" --ids "1" --mod
 check "cloud still serving after all that" \
     bash -c "$T edge -m '$tmp/d_prefix.gguf' --connect '$ep' --ids '3 4' -n 8 --json >/dev/null 2>&1"
 
-# A cloud that stops answering mid-session: the edge gives up after
-# --timeout with a clear message and a non-zero exit, never hangs. A wide
-# draft makes each round slow enough for the stall to land mid-session.
+# A wide draft makes each round slow enough for what follows to land
+# mid-session.
 $T synth --preset tiny --layers 8 --dim 512 --ffn 1024 --heads 8 --kv-heads 8 --type q8_0 \
     --tokenizer-from "$tmp/t.gguf" -o "$tmp/d_slow.gguf" 2>/dev/null
+
+# The cloud killed and started again under a generation: the edge says the
+# session is unknown, opens a new one from the text accepted so far, and
+# prints exactly what it would have printed without the restart.
+want=$($T run -m "$tmp/te.gguf" --ids "1 2" -n 240 --ignore-eos --json --threads 1 2>/dev/null | ids_of)
+$T edge -m "$tmp/d_slow.gguf" --connect "$ep" --ids "1 2" -n 240 --mode sd-ee --gamma 8 --ignore-eos \
+    --timeout 5000 --threads 1 --json >"$tmp/restart.json" 2>"$tmp/restart.err" &
+edge=$!
+sleep 0.5
+kill -9 "$cloud"; wait "$cloud" 2>/dev/null
+$T cloud -m "$tmp/te.gguf" --bind "$ep" --threads 1 2>>"$tmp/cloud.log" &
+pids+=($!)
+cloud=$!
+wait "$edge"; rc=$?
+got=$(ids_of <"$tmp/restart.json" 2>/dev/null)
+if [ $rc -eq 0 ] && [ "$got" = "$want" ] && grep -q "session unknown" "$tmp/restart.err" &&
+   grep -q '"reconnects":1' "$tmp/restart.json"; then
+    echo "ok   cloud restarted mid-session: $(head -n 1 "$tmp/restart.err")"
+elif [ $rc -eq 0 ] && [ "$got" = "$want" ] && ! grep -q "session unknown" "$tmp/restart.err"; then
+    echo "ok   cloud restarted mid-session: (the edge finished before the restart; timing only)"
+else
+    echo "FAIL cloud restarted mid-session (exit $rc): $(cat "$tmp/restart.err")"; fails=$((fails + 1))
+fi
+
+# A cloud that stops answering mid-session: the edge gives up after
+# --timeout with a clear message and a non-zero exit, never hangs.
 $T edge -m "$tmp/d_slow.gguf" --connect "$ep" --ids "1 2" -n 240 --mode sd --gamma 8 --ignore-eos \
     --timeout 1000 --threads 1 --json >/dev/null 2>"$tmp/stall.err" &
 edge=$!

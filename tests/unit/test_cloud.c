@@ -84,6 +84,17 @@ static void *client(void)
     return s;
 }
 
+/* The client process ends: its socket closes with a round in flight. */
+static void client_gone(void *s)
+{
+    for (int i = 0; i < n_sockets; i++)
+        if (sockets[i] == s) {
+            zmq_close(s);
+            sockets[i] = sockets[--n_sockets];
+            return;
+        }
+}
+
 static void send_raw(void *s, const void *buf, size_t len) { assert_true(zmq_send(s, buf, len, 0) >= 0); }
 
 static void send_msg(void *s, proto_msg *m)
@@ -195,8 +206,12 @@ static void test_hostile_input(void **state)
     send_raw(bad, v2, sizeof v2);
     expect_error(bad, TANDEM__ERROR_CODE__ERROR_BAD_MESSAGE, "protocol version 2");
     int32_t toks[1] = {0};
-    draft(bad, 1, 0, toks, 1);
-    expect_error(bad, TANDEM__ERROR_CODE__ERROR_NO_SESSION, "send HELLO first");
+    draft(bad, 9, 0, toks, 1);
+    proto_msg *e = expect(bad, TANDEM__ENVELOPE__MSG_ERROR); /* names the round it answers */
+    assert_int_equal(e->error->code, TANDEM__ERROR_CODE__ERROR_NO_SESSION);
+    assert_int_equal(e->error->round, 9);
+    assert_non_null(strstr(e->error->text, "send HELLO first"));
+    proto_free(e);
     hello(bad);
     proto_free(expect(bad, TANDEM__ENVELOPE__MSG_WELCOME));
     draft(bad, 1, 0, toks, 1);
@@ -256,7 +271,7 @@ static void test_limits(void **state)
     proto_msg *m = NULL;
     for (;;) {
         draft(c, round++, n, toks, 8);
-        m = expect(c, n + 8 > 64 ? TANDEM__ENVELOPE__MSG_ERROR : TANDEM__ENVELOPE__MSG_FINAL);
+        m = expect(c, n + 8 + 1 > 64 ? TANDEM__ENVELOPE__MSG_ERROR : TANDEM__ENVELOPE__MSG_FINAL);
         if (m->msg_case == TANDEM__ENVELOPE__MSG_ERROR)
             break;
         n += m->final->accepted + 1;
@@ -266,6 +281,24 @@ static void test_limits(void **state)
     proto_free(m);
     draft(c, round, n, toks, 1);
     expect_error(c, TANDEM__ERROR_CODE__ERROR_NO_SESSION, "HELLO");
+}
+
+/* A client gone in the middle of a round: its FINAL goes nowhere, the
+ * others are served, and the idle limit gives its slot back. */
+static void test_client_vanishes_mid_round(void **state)
+{
+    quiesce();
+    void *gone = client(), *other = client();
+    int n = good_round(gone, 1);
+    int32_t toks[8] = {4, 5, 6, 7, 8, 9, 10, 11};
+    draft(gone, 2, n, toks, 8);
+    client_gone(gone);
+    good_round(other, 1);
+    quiesce();
+    /* both slots free again: two new sessions get in (max_sessions = 2) */
+    void *a = client(), *b = client();
+    good_round(a, 1);
+    good_round(b, 1);
 }
 
 static void test_refused_pair(void **state)
@@ -291,6 +324,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hostile_input),
         cmocka_unit_test(test_stale_and_duplicate_rounds),
+        cmocka_unit_test(test_client_vanishes_mid_round),
         cmocka_unit_test(test_refused_pair),
         cmocka_unit_test(test_limits),
     };
