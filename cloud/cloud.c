@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "../engine/exits.h"
+#include "../engine/trace.h"
 #include "../engine/forward.h"
 #include "../engine/sample.h"
 #include "../engine/verdict.h"
@@ -32,6 +33,7 @@ struct session {
     int32_t *tokens;     /* committed: prompt + generated, (ctx) */
     int n_tokens;
     uint64_t last_round;
+    uint64_t serial;     /* the session's number in traces */
     int ar_left;         /* MODE_CLOUD_AR: tokens still to stream */
     double last_active;
 };
@@ -51,6 +53,10 @@ struct cloud {
     struct session **sessions; /* (max_sessions), NULL = free slot */
     struct proto_limits lim;
     void *zctx, *sock;
+    struct pace_profile pace;
+    bool paced;
+    struct trace *trace;     /* NULL: not tracing */
+    uint64_t sessions_opened;
 };
 
 static double now_s(void)
@@ -232,10 +238,15 @@ static void on_open(struct cloud *c, struct session **slot, const Tandem__Open *
     /* Prefill all but the last prompt token now: the first round feeds it. */
     char err[256];
     struct forward_request req = {s->tokens, s->n_tokens - 1, s->n_tokens - 1, NULL, NULL, NULL};
+    struct pace_pass pp;
+    pace_begin(&pp, c->paced ? &c->pace : NULL, s->n_tokens - 1, 0);
     if (s->n_tokens > 1 && !forward(c->fc, s->kv, &req, err, sizeof err)) {
         evict(c, slot, TANDEM__ERROR_CODE__ERROR_INTERNAL, err);
         return;
     }
+    if (s->n_tokens > 1)
+        pace_wait(&pp, 1.0);
+    s->serial = ++c->sessions_opened;
     logf_(c, "OPEN: %d prompt tokens, mode %d, temp %g", s->n_tokens, (int)s->mode, s->sampling.temp);
 }
 
@@ -245,6 +256,7 @@ struct early_ctx {
     struct cloud *c;
     struct session *s;
     const Tandem__Draft *d;
+    struct pace_pass pace;
     double pass_t0, early_t;
     bool sent;
     struct verdict last;
@@ -282,6 +294,9 @@ static void on_exit_result(void *ctx, int exit, int first_row, int n_rows,
     const struct exit_head *h = &e->c->exits.heads[exit];
     if (conf < h->threshold || (e->sent && v.accepted == e->last.accepted && v.next == e->last.next))
         return;
+    /* A paced pass reaches layer l of L at (l+1)/L of its time. */
+    pace_wait(&e->pace, (double)(h->layer + 1) / e->c->m->cfg.n_layers);
+    trace_instant(e->c->trace, e->s->serial, (uint32_t)e->d->round, "send_early", h->layer);
     Tandem__Early msg = TANDEM__EARLY__INIT;
     msg.round = e->d->round;
     msg.exit_layer = h->layer;
@@ -319,12 +334,16 @@ static bool verify(struct cloud *c, struct session **slot, const Tandem__Draft *
     kv_truncate(s->kv, s->n_tokens - 1);
     struct forward_request req = {rows, gamma + 1, 0, c->logits, NULL, NULL};
     bool greedy = s->sampling.temp <= 0;
-    struct early_ctx e = {c, s, d, now_s(), 0, false, {0, 0}};
+    struct early_ctx e = {c, s, d, {0, 0}, now_s(), 0, false, {0, 0}};
+    pace_begin(&e.pace, c->paced ? &c->pace : NULL, gamma + 1, s->n_tokens - 1);
     char err[256];
+    trace_begin(c->trace, s->serial, (uint32_t)d->round, "verify");
     bool ok = s->mode == TANDEM__MODE__MODE_SD_EE && c->exits.n > 0 && gamma > 0
                   ? forward_exits(c->fc, s->kv, &req, &c->exits, c->ev, !greedy, on_exit_result, &e,
                                   err, sizeof err)
                   : forward(c->fc, s->kv, &req, err, sizeof err);
+    pace_wait(&e.pace, 1.0);
+    trace_end(c->trace, s->serial, (uint32_t)d->round, "verify");
     if (!ok) {
         evict(c, slot, TANDEM__ERROR_CODE__ERROR_INTERNAL, err);
         return false;
@@ -378,6 +397,7 @@ static void on_draft(struct cloud *c, struct session **slot, const Tandem__Draft
         return;
     }
     s->last_round = d->round;
+    trace_instant(c->trace, s->serial, (uint32_t)d->round, "recv_draft", (int64_t)d->n_tokens);
     struct verdict v;
     Tandem__CloudTimings t = TANDEM__CLOUD_TIMINGS__INIT;
     if (!verify(c, slot, d, received, &v, &t))
@@ -387,6 +407,7 @@ static void on_draft(struct cloud *c, struct session **slot, const Tandem__Draft
     f.accepted = v.accepted;
     f.next_token = v.next;
     f.timings = &t;
+    trace_instant(c->trace, s->serial, (uint32_t)d->round, "send_final", v.accepted);
     proto_msg m = TANDEM__ENVELOPE__INIT;
     m.msg_case = TANDEM__ENVELOPE__MSG_FINAL;
     m.final = &f;
@@ -544,6 +565,12 @@ struct cloud *cloud_new(const struct cloud_config *cfg, char *err, size_t errlen
         return NULL;
     }
     c->cfg = *cfg;
+    if (cfg->pace) {
+        c->pace = *cfg->pace;
+        c->paced = true;
+    }
+    if (cfg->trace && !(c->trace = trace_open(cfg->trace, "cloud", err, errlen)))
+        goto fail;
     if (!(c->m = model_load(cfg->model, err, errlen)))
         goto fail;
     if (!(c->tok = tokenizer_load(c->m->file, err, errlen)))
@@ -624,5 +651,6 @@ void cloud_free(struct cloud *c)
     exits_free(&c->exits);
     tokenizer_free(c->tok);
     model_free(c->m);
+    trace_close(c->trace);
     free(c);
 }

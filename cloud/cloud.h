@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "../engine/pace.h"
+
 struct cloud_config {
     const char *model;    /* target GGUF (with exits for sd-ee) */
     const char *bind;     /* ZeroMQ endpoint: tcp://\*:5555, ipc:///tmp/x */
@@ -25,6 +27,9 @@ struct cloud_config {
     int max_gamma;        /* most draft tokens per round; default 32 */
     int threads;          /* default: all cores */
     bool verbose;         /* one line per message on stderr */
+    const struct pace_profile *pace; /* optional: every pass takes at least the profile's
+                                        time, EARLY at its exit's share (copied at start) */
+    const char *trace;    /* optional: write timestamped events here (engine/trace.h) */
 };
 
 struct cloud;

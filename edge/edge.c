@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../engine/forward.h"
+#include "../engine/trace.h"
 #include "link.h"
 
 /* Draft tokens with the distributions they were drawn from. */
@@ -30,6 +31,9 @@ struct edge {
     struct draft d[2];  /* the round in flight, and the pre-draft of the next */
     int max_gamma;      /* buffers hold this many draft tokens */
     struct link link;   /* unused in edge-ar */
+    struct pace_profile pace;
+    bool paced;
+    struct trace *trace; /* NULL: not tracing */
     uint64_t round;     /* last round id sent; never reused on this connection */
 };
 
@@ -112,8 +116,11 @@ static bool draft_more(struct edge *e, int32_t *seq, int n, int gamma, struct dr
         kv_truncate(e->kv, keep);
         memcpy(e->kv_tokens + keep, seq + keep, sizeof *seq * (len - keep));
         struct forward_request req = {seq + keep, len - keep, len - keep - 1, e->logits, NULL, NULL};
+        struct pace_pass pp;
+        pace_begin(&pp, e->paced ? &e->pace : NULL, len - keep, keep);
         if (!forward(e->fc, e->kv, &req, err, errlen))
             return false;
+        pace_wait(&pp, 1.0);
         struct token_prob *dist = out->dist + (long)out->n * vocab;
         out->dist_n[out->n] = sampling_dist(&e->cfg.sampling, e->logits, vocab, dist);
         struct rng g;
@@ -147,6 +154,7 @@ static void commit(struct run *r, const int32_t *ids, int n)
     while (k < n && !r->done) {
         int32_t id = ids[k++];
         r->seq[r->n_seq++] = id;
+        r->res->token_ms[r->res->n_ids] = (now_s() - r->t0) * 1e3;
         r->res->ids[r->res->n_ids++] = id;
         r->n_gen++;
         r->done = r->n_gen >= r->max_tokens || (!r->e->cfg.ignore_eos && id == eos);
@@ -288,7 +296,10 @@ static bool predraft(struct run *r, const struct draft *cur, const Tandem__Early
     double t = now_s();
     int gamma = round_gamma(r, n_gen);
     pre->n = 0;
-    if (!draft_more(e, r->seq, n, gamma, pre, true, err, errlen))
+    trace_begin(e->trace, 0, (uint32_t)(e->round + 1), "predraft");
+    bool ok = draft_more(e, r->seq, n, gamma, pre, true, err, errlen);
+    trace_end(e->trace, 0, (uint32_t)(e->round + 1), "predraft");
+    if (!ok)
         return false;
     r->res->draft_ms += (now_s() - t) * 1e3;
     r->res->predraft_stops += pre->n < gamma;
@@ -316,13 +327,17 @@ static bool run_rounds(struct run *r, char *err, size_t errlen)
         } else {
             cur->n = 0;
         }
-        if (!draft_more(e, r->seq, r->n_seq, round_gamma(r, r->n_gen), cur, false, err, errlen))
+        trace_begin(e->trace, 0, (uint32_t)(e->round + 1), "draft");
+        bool drafted = draft_more(e, r->seq, r->n_seq, round_gamma(r, r->n_gen), cur, false, err, errlen);
+        trace_end(e->trace, 0, (uint32_t)(e->round + 1), "draft");
+        if (!drafted)
             return false;
         res->draft_ms += (now_s() - t) * 1e3;
         uint64_t round = ++e->round;
         /* The PING goes first so that its PONG does not wait for the pass. */
         if (!link_ping(&e->link, err, errlen) || !send_draft(e, round, r->n_seq, cur, err, errlen))
             return false;
+        trace_instant(e->trace, 0, (uint32_t)round, "send_draft", cur->n);
         bool have_pre = false, early = false;
         int pre_a = -1;
         int32_t pre_t = -1;
@@ -347,6 +362,7 @@ static bool run_rounds(struct run *r, char *err, size_t errlen)
             } else if (m->msg_case == TANDEM__ENVELOPE__MSG_EARLY && m->early->round == round && ee &&
                        (int)m->early->accepted <= cur->n) {
                 early = true;
+                trace_instant(e->trace, 0, (uint32_t)round, "recv_early", (int64_t)m->early->accepted);
                 if (!predraft(r, cur, m->early, pre, &have_pre, err, errlen)) {
                     proto_free(m);
                     return false;
@@ -356,6 +372,7 @@ static bool run_rounds(struct run *r, char *err, size_t errlen)
             } else if (m->msg_case == TANDEM__ENVELOPE__MSG_FINAL && m->final->round == round) {
                 int a = (int)m->final->accepted;
                 int32_t next = m->final->next_token;
+                trace_instant(e->trace, 0, (uint32_t)round, "recv_final", a);
                 if (m->final->timings)
                     res->cloud_busy_ms += m->final->timings->verify_ms;
                 proto_free(m);
@@ -372,6 +389,8 @@ static bool run_rounds(struct run *r, char *err, size_t errlen)
                 commit(r, &next, 1);
                 use_pre = have_pre && pre_a == a && pre_t == next;
                 res->early_hits += use_pre;
+                if (early)
+                    trace_instant(e->trace, 0, (uint32_t)round, "early_hit", use_pre);
                 break;
             }
             proto_free(m); /* a stale message, of a finished round or a lost session: dropped */
@@ -467,6 +486,7 @@ bool edge_generate(struct edge *e, const int32_t *prompt, int n_prompt, int max_
                     n_prompt, max_tokens, ctx, cloud ? " (draft's and cloud's)" : "");
     res->max_gamma = e->max_gamma;
     res->ids = malloc(sizeof *res->ids * (max_tokens + 1));
+    res->token_ms = malloc(sizeof *res->token_ms * (max_tokens + 1));
     res->offered_at = calloc(e->max_gamma + 1, sizeof *res->offered_at);
     res->accepted_at = calloc(e->max_gamma + 1, sizeof *res->accepted_at);
     Tandem__Mode mode = e->cfg.mode == EDGE_SD      ? TANDEM__MODE__MODE_SD
@@ -475,11 +495,12 @@ bool edge_generate(struct edge *e, const int32_t *prompt, int n_prompt, int max_
                                                        : TANDEM__MODE__MODE_CLOUD_AR_RPC;
     struct run r = {e, res, mode, malloc(sizeof(int32_t) * (n_prompt + max_tokens + e->max_gamma + 2)),
                     n_prompt, 0, max_tokens, max_tokens == 0, fn, fn_ctx, now_s(), e->cfg.reconnects};
-    if (!res->ids || !res->offered_at || !res->accepted_at || !r.seq) {
+    if (!res->ids || !res->token_ms || !res->offered_at || !res->accepted_at || !r.seq) {
         free(r.seq);
         return fail(err, errlen, "out of memory");
     }
     memcpy(r.seq, prompt, sizeof *prompt * n_prompt);
+    trace_instant(e->trace, 0, (uint32_t)e->round, "prompt", n_prompt);
     bool ok = !cloud                         ? run_edge_ar(&r, err, errlen)
               : e->cfg.mode == EDGE_CLOUD_AR ? run_cloud_ar(&r, err, errlen)
                                              : run_rounds(&r, err, errlen);
@@ -511,6 +532,12 @@ struct edge *edge_open(const struct edge_config *cfg, char *err, size_t errlen)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         e->cfg.threads = n > 0 ? (int)n : 1;
     }
+    if (cfg->pace) {
+        e->pace = *cfg->pace;
+        e->paced = true;
+    }
+    if (cfg->trace && !(e->trace = trace_open(cfg->trace, "edge", err, errlen)))
+        goto fail;
     if (!(e->m = model_load(cfg->model, err, errlen)) || !(e->tok = tokenizer_load(e->m->file, err, errlen)))
         goto fail;
     const struct model_config *mc = &e->m->cfg;
@@ -561,6 +588,7 @@ const struct tokenizer *edge_tokenizer(const struct edge *e) { return e->tok; }
 void edge_result_free(struct edge_result *r)
 {
     free(r->ids);
+    free(r->token_ms);
     free(r->offered_at);
     free(r->accepted_at);
     memset(r, 0, sizeof *r);
@@ -583,5 +611,6 @@ void edge_close(struct edge *e)
     threadpool_free(e->tp);
     tokenizer_free(e->tok);
     model_free(e->m);
+    trace_close(e->trace);
     free(e);
 }

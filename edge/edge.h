@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../engine/pace.h"
 #include "../engine/sample.h"
 #include "../weights/tokenizer.h"
 
@@ -55,6 +56,9 @@ struct edge_config {
     int timeout_ms;         /* longest wait for the cloud (default 30000) */
     bool ignore_eos;        /* keep going after EOS */
     int reconnects;         /* new sessions edge_generate may open after losing one (default 0) */
+    const struct pace_profile *pace; /* optional: every draft pass takes at least the
+                                        profile's time (engine/pace.h; copied at open) */
+    const char *trace;      /* optional: write timestamped events here (engine/trace.h) */
     /* Optional: one line for each event worth telling a user (a lost
      * session, a reconnection). */
     void (*log)(void *ctx, const char *line);
@@ -67,6 +71,7 @@ typedef void (*edge_tokens_fn)(void *ctx, const int32_t *ids, int n);
 struct edge_result {
     int32_t *ids;           /* generated tokens (malloc'd) */
     int n_ids;
+    double *token_ms;       /* (n_ids) when each token was committed, ms after the first request */
     double wall_s;          /* first request to last token */
     double ttft_ms;         /* first request to first token */
     int rounds;             /* DRAFT/FINAL rounds (cloud-ar: 0) */

@@ -22,6 +22,9 @@ static void cloud_usage(FILE *out)
             "      --idle-timeout S   close sessions idle this many seconds (default 300)\n"
             "      --max-gamma G      most draft tokens per round (default 32)\n"
             "      --threads N        worker threads (default: all cores)\n"
+            "      --pace PROFILE     make every pass take at least the time a device profile\n"
+            "                         gives (bench/profiles; results are emulated)\n"
+            "      --trace FILE       write timestamped round events (for `tandem prof`)\n"
             "  -v, --verbose          one line per event on stderr\n"
             "  -h, --help             this text\n");
 }
@@ -32,14 +35,17 @@ static void on_signal(int sig) { stop_flag = sig; }
 
 int cmd_cloud(int argc, char **argv)
 {
-    enum { O_BIND = 256, O_MAXS, O_CTX, O_IDLE, O_GAMMA, O_THREADS };
+    enum { O_BIND = 256, O_MAXS, O_CTX, O_IDLE, O_GAMMA, O_THREADS, O_PACE, O_TRACE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},        {"bind", required_argument, 0, O_BIND},
         {"max-sessions", required_argument, 0, O_MAXS}, {"ctx", required_argument, 0, O_CTX},
         {"idle-timeout", required_argument, 0, O_IDLE}, {"max-gamma", required_argument, 0, O_GAMMA},
         {"threads", required_argument, 0, O_THREADS}, {"verbose", no_argument, 0, 'v'},
+        {"pace", required_argument, 0, O_PACE},      {"trace", required_argument, 0, O_TRACE},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     struct cloud_config cfg = {.bind = "tcp://*:5555"};
+    struct pace_profile pace;
+    const char *pace_path = NULL;
     float idle = 0;
     optind = 1;
     int c;
@@ -54,6 +60,8 @@ int cmd_cloud(int argc, char **argv)
         case O_GAMMA: ok = arg_int("--max-gamma", optarg, 1, 1024, &cfg.max_gamma); break;
         case O_THREADS: ok = arg_int("--threads", optarg, 1, 1024, &cfg.threads); break;
         case 'v': cfg.verbose = true; break;
+        case O_PACE: pace_path = optarg; break;
+        case O_TRACE: cfg.trace = optarg; break;
         case 'h': cloud_usage(stdout); return 0;
         default: cloud_usage(stderr); return 2;
         }
@@ -70,6 +78,13 @@ int cmd_cloud(int argc, char **argv)
     }
     cfg.idle_s = idle;
     char err[512];
+    if (pace_path) {
+        if (!pace_load(pace_path, &pace, err, sizeof err)) {
+            fprintf(stderr, "tandem cloud: --pace: %s\n", err);
+            return 2;
+        }
+        cfg.pace = &pace;
+    }
     struct cloud *cl = cloud_new(&cfg, err, sizeof err);
     if (!cl) {
         fprintf(stderr, "tandem cloud: %s\n", err);

@@ -35,13 +35,17 @@ static void edge_usage(FILE *out)
             "                       the text accepted so far (default 3; 0: stop with the error)\n"
             "      --threads N      worker threads (default: all cores)\n"
             "      --ctx N          draft context (default min(model's, 2048))\n"
+            "      --pace PROFILE   make every draft pass take at least the time a device\n"
+            "                       profile gives (bench/profiles; results are emulated)\n"
+            "      --trace FILE     write timestamped round events (for `tandem prof`, `tandem sim`)\n"
             "      --json           print one JSON object instead of streaming text\n"
             "  -h, --help           this text\n");
 }
 
 struct edge_opts {
     struct edge_config cfg;
-    const char *prompt, *ids, *chat_name;
+    struct pace_profile pace;
+    const char *prompt, *ids, *chat_name, *pace_path;
     bool chat, no_bos, json;
     int n_predict;
 };
@@ -49,7 +53,7 @@ struct edge_opts {
 static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
 {
     enum { O_CONNECT = 256, O_IDS, O_MODE, O_GAMMA, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_CHAT, O_NOBOS,
-           O_NOEOS, O_TIMEOUT, O_RECONNECT, O_THREADS, O_CTX, O_JSON };
+           O_NOEOS, O_TIMEOUT, O_RECONNECT, O_THREADS, O_CTX, O_JSON, O_PACE, O_TRACE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"connect", required_argument, 0, O_CONNECT},
         {"prompt", required_argument, 0, 'p'},      {"ids", required_argument, 0, O_IDS},
@@ -61,6 +65,7 @@ static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
         {"timeout", required_argument, 0, O_TIMEOUT}, {"reconnect", required_argument, 0, O_RECONNECT},
         {"threads", required_argument, 0, O_THREADS},
         {"ctx", required_argument, 0, O_CTX},       {"json", no_argument, 0, O_JSON},
+        {"pace", required_argument, 0, O_PACE},     {"trace", required_argument, 0, O_TRACE},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     optind = 1;
     int c, mode;
@@ -93,6 +98,8 @@ static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
         case O_THREADS: ok = arg_int("--threads", optarg, 1, 1024, &o->cfg.threads); break;
         case O_CTX: ok = arg_int("--ctx", optarg, 2, 1 << 24, &o->cfg.ctx); break;
         case O_JSON: o->json = true; break;
+        case O_PACE: o->pace_path = optarg; break;
+        case O_TRACE: o->cfg.trace = optarg; break;
         case 'h': edge_usage(stdout); return 0;
         default: edge_usage(stderr); return 2;
         }
@@ -110,6 +117,14 @@ static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
     if (o->chat && !o->prompt) {
         fprintf(stderr, "tandem edge: --chat needs a text prompt (-p)\n");
         return 2;
+    }
+    if (o->pace_path) {
+        char err[512];
+        if (!pace_load(o->pace_path, &o->pace, err, sizeof err)) {
+            fprintf(stderr, "tandem edge: --pace: %s\n", err);
+            return 2;
+        }
+        o->cfg.pace = &o->pace;
     }
     return -1;
 }
@@ -155,6 +170,14 @@ static json_object *int_array(const int32_t *v, int n)
     return a;
 }
 
+static json_object *double_array(const double *v, int n)
+{
+    json_object *a = json_object_new_array();
+    for (int i = 0; i < n; i++)
+        json_object_array_add(a, json_object_new_double(v[i]));
+    return a;
+}
+
 static void print_json(const struct edge_opts *o, const int32_t *prompt, int n_prompt,
                        const struct edge_result *r, const char *text)
 {
@@ -168,6 +191,8 @@ static void print_json(const struct edge_opts *o, const int32_t *prompt, int n_p
     json_object_object_add(j, "ms_per_token",
                            json_object_new_double(r->n_ids ? r->wall_s * 1e3 / r->n_ids : 0));
     json_object_object_add(j, "ttft_ms", json_object_new_double(r->ttft_ms));
+    json_object_object_add(j, "token_ms", double_array(r->token_ms, r->n_ids));
+    json_object_object_add(j, "emulated", json_object_new_boolean(o->cfg.pace != NULL));
     json_object_object_add(j, "rounds", json_object_new_int(r->rounds));
     /* τ: tokens committed per round, the accepted drafts plus the target's own */
     json_object_object_add(j, "tau", json_object_new_double(r->rounds ? (double)(r->accepted + r->rounds) / r->rounds : 0));

@@ -212,14 +212,19 @@ bool prof_load(struct prof *p, const char *edge_path, const char *cloud_path, in
                char *err, size_t errlen)
 {
     memset(p, 0, sizeof *p);
-    if (!prof_read(p, edge_path, PROF_EDGE, session, err, errlen) ||
-        !prof_read(p, cloud_path, PROF_CLOUD, session, err, errlen)) {
+    size_t n_edge = 0;
+    if (!prof_read(p, edge_path, PROF_EDGE, -1, err, errlen) ||
+        !((n_edge = p->n_events), prof_read(p, cloud_path, PROF_CLOUD, session, err, errlen))) {
         prof_free(p);
         return false;
     }
-    if (p->n_events == 0) {
-        snprintf(err, errlen, "%s, %s: no events%s", edge_path, cloud_path,
-                 session >= 0 ? " of that session" : "");
+    if (n_edge == 0 || p->n_events == n_edge) {
+        if (n_edge == 0)
+            snprintf(err, errlen, "%s: no events", edge_path);
+        else if (session >= 0)
+            snprintf(err, errlen, "%s: no events of session %lld", cloud_path, (long long)session);
+        else
+            snprintf(err, errlen, "%s: no events", cloud_path);
         prof_free(p);
         return false;
     }

@@ -56,9 +56,10 @@ struct prof {
     int64_t t0_us; /* the earliest event */
 };
 
-/* Reads both files (either may hold other sessions' events only if
- * `session` picks one; session < 0 takes every event) and computes the
- * rounds. false with a line naming the file and line on bad input. */
+/* Reads both files and computes the rounds. The edge's file holds one
+ * session; the cloud's may hold many: `session` picks one of them (the
+ * cloud numbers sessions 1, 2, ... in the order it opens them), session < 0
+ * takes every event. false with a line naming the file and line on bad input. */
 bool prof_load(struct prof *p, const char *edge_path, const char *cloud_path, int64_t session,
                char *err, size_t errlen);
 void prof_free(struct prof *p);

@@ -63,7 +63,7 @@ expect_error "truncated line" "bad.jsonl:1" $T prof --edge "$tmp/bad.jsonl" --cl
 echo '{"t_us":1,"session":1,"round":1,"ev":"draft","ph":"X"}' > "$tmp/bad.jsonl"
 expect_error "unknown phase" "\"ph\"" $T prof --edge "$tmp/bad.jsonl" --cloud "$tmp/cloud.jsonl"
 expect_error "missing file" "nope.jsonl" $T prof --edge "$tmp/nope.jsonl" --cloud "$tmp/cloud.jsonl"
-expect_error "other session only" "no events" $T prof --edge "$tmp/edge.jsonl" --cloud "$tmp/cloud.jsonl" --session 9
+expect_error "other session only" "no events of session 9" $T prof --edge "$tmp/edge.jsonl" --cloud "$tmp/cloud.jsonl" --session 9
 expect_error "traces required" "required" $T prof --edge "$tmp/edge.jsonl"
 
 [ $fails -eq 0 ]
