@@ -435,7 +435,10 @@ static bool run_edge_ar(struct run *r, char *err, size_t errlen)
         double t = now_s();
         struct draft *d = &r->e->d[0];
         d->n = 0;
-        if (!draft_more(r->e, r->seq, r->n_seq, 1, d, false, err, errlen))
+        trace_begin(r->e->trace, 0, 0, "draft");
+        bool ok = draft_more(r->e, r->seq, r->n_seq, 1, d, false, err, errlen);
+        trace_end(r->e->trace, 0, 0, "draft");
+        if (!ok)
             return false;
         r->res->draft_ms += (now_s() - t) * 1e3;
         commit(r, d->tok, 1);

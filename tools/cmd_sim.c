@@ -23,6 +23,8 @@ static void sim_usage(FILE *out)
             "      --edge-profile FILE   the draft's device profile\n"
             "      --cloud-profile FILE  the target's device profile\n"
             "      --rounds FILE         an edge trace of an sd-ee (or sd) run\n"
+            "      --tokens N --prompt-len P   instead of --rounds, for the baselines alone\n"
+            "                            (cloud-ar, cloud-ar-rpc, edge-ar): N tokens after P\n"
             "      --rtt LIST            round trips, e.g. 10ms,50ms,100ms (default 50ms)\n"
             "      --rate R              link rate each way, e.g. 20mbit (default unlimited)\n"
             "      --exit-fraction F     share of a verify pass before the exit (default 0.5)\n"
@@ -45,18 +47,20 @@ static int split_list(char *s, char **items, int max)
 
 int cmd_sim(int argc, char **argv)
 {
-    enum { O_EP = 256, O_CP, O_ROUNDS, O_RTT, O_RATE, O_EXIT, O_MODES, O_JSON };
+    enum { O_EP = 256, O_CP, O_ROUNDS, O_RTT, O_RATE, O_EXIT, O_MODES, O_JSON, O_TOKENS, O_PLEN };
     static const struct option opts[] = {
         {"edge-profile", required_argument, 0, O_EP}, {"cloud-profile", required_argument, 0, O_CP},
         {"rounds", required_argument, 0, O_ROUNDS},   {"rtt", required_argument, 0, O_RTT},
         {"rate", required_argument, 0, O_RATE},       {"exit-fraction", required_argument, 0, O_EXIT},
         {"modes", required_argument, 0, O_MODES},     {"json", no_argument, 0, O_JSON},
+        {"tokens", required_argument, 0, O_TOKENS},   {"prompt-len", required_argument, 0, O_PLEN},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     const char *edge_profile = NULL, *cloud_profile = NULL, *rounds_path = NULL;
     char rtt_list[256] = "50ms", modes_list[256] = "cloud-ar,cloud-ar-rpc,edge-ar,sd,sd-ee";
     struct sim_costs costs = {.exit_fraction = 0.5f};
     float exit_fraction = 0.5f;
     bool json = false;
+    int n_tokens = 0, prompt_len = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -73,6 +77,8 @@ int cmd_sim(int argc, char **argv)
         case O_EXIT: ok = arg_float("--exit-fraction", optarg, 0.0f, 1.0f, &exit_fraction); break;
         case O_MODES: snprintf(modes_list, sizeof modes_list, "%s", optarg); break;
         case O_JSON: json = true; break;
+        case O_TOKENS: ok = arg_int("--tokens", optarg, 1, 1 << 24, &n_tokens); break;
+        case O_PLEN: ok = arg_int("--prompt-len", optarg, 1, 1 << 24, &prompt_len); break;
         case 'h': sim_usage(stdout); return 0;
         default: sim_usage(stderr); return 2;
         }
@@ -83,8 +89,9 @@ int cmd_sim(int argc, char **argv)
         fprintf(stderr, "tandem sim: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    if (!edge_profile || !cloud_profile || !rounds_path) {
-        fprintf(stderr, "tandem sim: --edge-profile, --cloud-profile and --rounds are required\n");
+    if (!edge_profile || !cloud_profile || (!rounds_path == !(n_tokens && prompt_len))) {
+        fprintf(stderr, "tandem sim: --edge-profile, --cloud-profile and either --rounds or "
+                        "--tokens with --prompt-len are required\n");
         return 2;
     }
     costs.exit_fraction = exit_fraction;
@@ -109,13 +116,18 @@ int cmd_sim(int argc, char **argv)
             fprintf(stderr, "tandem sim: --modes: unknown mode '%s'\n", mode_items[i]);
             return 2;
         }
+        if (!rounds_path && (modes[i] == SIM_SD || modes[i] == SIM_SD_EE)) {
+            fprintf(stderr, "tandem sim: --modes: %s needs the recorded --rounds\n", mode_items[i]);
+            return 2;
+        }
     }
 
     char err[512];
-    struct sim_rounds rounds;
+    struct sim_rounds rounds = {0};
     if (!pace_load(edge_profile, &costs.edge, err, sizeof err) ||
         !pace_load(cloud_profile, &costs.cloud, err, sizeof err) ||
-        !sim_rounds_from_trace(rounds_path, &rounds, err, sizeof err)) {
+        (rounds_path ? !sim_rounds_from_trace(rounds_path, &rounds, err, sizeof err)
+                     : !sim_rounds_plain(n_tokens, prompt_len, &rounds, err, sizeof err))) {
         fprintf(stderr, "tandem sim: %s\n", err);
         return 1;
     }

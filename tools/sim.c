@@ -217,6 +217,21 @@ bool sim_rounds_from_trace(const char *path, struct sim_rounds *out, char *err, 
     return ok;
 }
 
+bool sim_rounds_plain(int n_tokens, int prompt_len, struct sim_rounds *out, char *err,
+                      size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->r = calloc(1, sizeof *out->r);
+    if (!out->r) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    out->r[0] = (struct sim_round){.gamma = n_tokens - 1, .accepted = n_tokens - 1};
+    out->n = 1;
+    out->prompt_len = prompt_len;
+    return true;
+}
+
 void sim_rounds_free(struct sim_rounds *r)
 {
     free(r->r);

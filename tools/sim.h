@@ -72,6 +72,10 @@ bool sim_mode_parse(const char *s, enum sim_mode *out);
  * recv_final, recv_early, early_hit) and the prompt length (instant
  * "prompt", v = tokens). false with a line naming the file on bad input. */
 bool sim_rounds_from_trace(const char *path, struct sim_rounds *out, char *err, size_t errlen);
+/* Rounds for the baselines alone: n_tokens after a prompt of prompt_len
+ * (as one round of n_tokens - 1 accepted: only the token count is used). */
+bool sim_rounds_plain(int n_tokens, int prompt_len, struct sim_rounds *out, char *err,
+                      size_t errlen);
 void sim_rounds_free(struct sim_rounds *r);
 
 #endif

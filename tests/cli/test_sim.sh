@@ -52,6 +52,14 @@ PY
 check "table over three rtts" sh -c "[ \$($T sim --edge-profile $tmp/edge.json --cloud-profile $tmp/cloud.json \
     --rounds $tmp/rounds.jsonl --rtt 0,50ms,0.1s | grep -c 'sd-ee') -eq 3 ]"
 
+check "baselines without rounds" python3 -c "
+import json, subprocess
+o = json.loads(subprocess.check_output(['$T', 'sim', '--edge-profile', '$tmp/edge.json', '--cloud-profile',
+    '$tmp/cloud.json', '--tokens', '10', '--prompt-len', '5', '--modes', 'cloud-ar,edge-ar', '--rtt', '50ms', '--json']))
+r = {x['mode']: x['total_ms'] for x in o['results']}
+assert abs(r['cloud-ar'] - 1050) < 1e-6 and abs(r['edge-ar'] - 100) < 1e-6, r"
+expect_error "sd needs rounds" "needs the recorded --rounds" $T sim --edge-profile "$tmp/edge.json" \
+    --cloud-profile "$tmp/cloud.json" --tokens 10 --prompt-len 5 --modes sd
 expect_error "unknown mode" "warp" $T sim --edge-profile "$tmp/edge.json" --cloud-profile "$tmp/cloud.json" \
     --rounds "$tmp/rounds.jsonl" --modes sd,warp
 expect_error "bad rtt" "soon" $T sim --edge-profile "$tmp/edge.json" --cloud-profile "$tmp/cloud.json" \
