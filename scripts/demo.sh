@@ -11,26 +11,11 @@
 # protocol's overheads and the draft/verify balance, not a real edge device.
 set -eu
 cd "$(dirname "$0")/.."
-bash scripts/fetch-smollm2.sh
 T=bin/tandem
-base=models/SmolLM2-135M-Instruct.Q4_1.gguf
-target=models/SmolLM2-135M-Instruct.Q4_1.demo-exits.gguf
-draft=models/SmolLM2-135M-Instruct.Q4_1.demo-draft-L8.gguf
+. scripts/demo-models.sh
 question="What are three good reasons to learn to cook at home?"
 n=${DEMO_TOKENS:-64}
 threads=$(nproc)
-
-prompts=../shared/data/prompts/mt_bench_question.jsonl
-[ -f "$prompts" ] || prompts=scripts/demo_prompts.jsonl
-if [ ! -s "$target" ]; then
-    echo "demo: fitting early exits at layers 14 and 22 on $prompts (once; cached in $target)"
-    $T train-exits -m "$base" --layers 14,22 --data "$prompts" --tokens 1024 --gen 16 \
-        --threads "$threads" -o "$target"
-fi
-if [ ! -s "$draft" ]; then
-    echo "demo: exporting a draft: the target's first 8 layers with its own head ($draft)"
-    $T train-exits -m "$base" --export-draft 8 -o "$draft"
-fi
 
 dir=$(mktemp -d)
 endpoint="ipc://$dir/cloud.sock"

@@ -72,7 +72,10 @@ static void run_baseline(enum sim_mode mode, const struct sim_costs *c, int p, i
     case SIM_CLOUD_AR:
     case SIM_CLOUD_AR_RPC:
     default: {
-        double busy = cloud_pass(c, p, 0);
+        /* OPEN prefills all but the last prompt token; every token, the
+         * first included, is then a one-row pass. */
+        double prefill = p > 1 ? cloud_pass(c, p - 1, 0) : 0;
+        double busy = prefill + cloud_pass(c, 1, p - 1);
         first = t = wire_ms(c, 64 + 4.0 * p) + busy + wire_ms(c, 32);
         for (int i = 1; i < n; i++) {
             double pass = cloud_pass(c, 1, p + i - 1);
@@ -92,16 +95,20 @@ static void run_speculative(bool early_exits, const struct sim_costs *c,
                             const struct sim_rounds *rs, struct sim_result *out)
 {
     int p = rs->prompt_len, ctx = p;
-    /* OPEN goes out at 0; the cloud prefills while the edge does. */
-    double cloud_free = wire_ms(c, 64 + 4.0 * p) + cloud_pass(c, p, 0);
-    double busy = cloud_pass(c, p, 0);
-    double edge_t = edge_pass(c, p, 0); /* edge ready to draft round 0 */
-    bool have_predraft = false;          /* round i's draft is already made */
+    /* OPEN goes out at 0 and the cloud prefills all but the last prompt
+     * token; the edge's first draft pass takes the whole prompt. */
+    double prefill = p > 1 ? cloud_pass(c, p - 1, 0) : 0;
+    double cloud_free = wire_ms(c, 64 + 4.0 * p) + prefill;
+    double busy = prefill;
+    double edge_t = 0;
+    bool have_predraft = false; /* round i's draft is already made */
     double predraft_done = 0;
     out->ttft_ms = -1;
     for (int i = 0; i < rs->n; i++) {
         const struct sim_round *r = &rs->r[i];
-        double send = have_predraft ? max2(edge_t, predraft_done) : edge_t + draft_ms(c, r->gamma, ctx);
+        double draft = i == 0 && r->gamma > 0 ? edge_pass(c, p, 0) + draft_ms(c, r->gamma - 1, ctx)
+                                              : draft_ms(c, r->gamma, ctx);
+        double send = have_predraft ? max2(edge_t, predraft_done) : edge_t + draft;
         double start = max2(send + wire_ms(c, 64 + 8.0 * r->gamma), cloud_free);
         double verify = cloud_pass(c, r->gamma + 1, ctx);
         busy += verify;

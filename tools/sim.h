@@ -7,7 +7,8 @@
  * r rows, V(r) a cloud pass of r rows, h = rtt/2, s(b) = 8b/rate):
  *
  *   edge drafts gamma tokens       gamma passes D(1) (one input row each:
- *                                  the last accepted token, then each draft)
+ *                                  the last accepted token, then each draft;
+ *                                  the first round's first pass is D(P))
  *   DRAFT reaches the cloud        + h + s(draft bytes)
  *   cloud verifies gamma+1 rows    starts when the cloud is free, takes V(gamma+1)
  *   EARLY reaches the edge         verify start + f*V + h      (sd-ee, rounds with an exit)
@@ -18,11 +19,12 @@
  * done), otherwise the edge stops (at the end of the pass under way) and
  * drafts again after FINAL. Each round yields accepted + 1 tokens.
  *
- * Baselines: cloud-ar streams, paying the round trip once: rtt + V(P) for
- * the first token, then V(1) per token; cloud-ar-rpc pays rtt + V(1) per
- * token; edge-ar pays D(P) then D(1) per token. Prefill of the P prompt
- * tokens is V(P) on the cloud and D(P) on the edge; in the speculative modes
- * the cloud's prefill overlaps the edge's. Message sizes are small (bytes of
+ * Prompt of P tokens: the cloud prefills P-1 of them at OPEN (the last one
+ * is the first row of the first pass); the edge's first pass takes all P.
+ * Baselines: cloud-ar streams, paying the round trip once: rtt + V(P-1) +
+ * V(1) for the first token, then V(1) per token; cloud-ar-rpc pays rtt +
+ * V(1) per token; edge-ar pays D(P) then D(1) per token. In the speculative
+ * modes the cloud's prefill overlaps the edge's first draft. Message sizes are small (bytes of
  * a DRAFT: 64 + 8 per token), so the rate matters only on slow links. */
 #ifndef TANDEM_TOOLS_SIM_H
 #define TANDEM_TOOLS_SIM_H

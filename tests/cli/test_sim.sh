@@ -31,23 +31,24 @@ check "sim --help" sh -c "$T sim --help > /dev/null"
 check "sim --json" sh -c "$T sim --edge-profile $tmp/edge.json --cloud-profile $tmp/cloud.json \
     --rounds $tmp/rounds.jsonl --rtt 50ms --exit-fraction 0.5 --json > $tmp/out.json"
 # By hand (ms), rtt 50, edge pass 10, cloud pass 100:
+# the cloud prefills 4 of the 5 prompt tokens at OPEN (100 ms):
 #   edge-ar       10 + 9*10                                          = 100
-#   cloud-ar      25 + 100 + 25 (first) + 9*100                     = 1050
-#   cloud-ar-rpc  150 + 9*150                                        = 1500
-#   sd            rounds end at 250, 440, 630                        = 630
+#   cloud-ar      25 + 100 + 100 + 25 (first) + 9*100               = 1150
+#   cloud-ar-rpc  250 + 9*(25 + 100 + 25)                            = 1600
+#   sd            first draft 40, cloud free at 125: rounds end at 250, 440, 630 = 630
 #   sd-ee         round 1 EARLY at 200, pre-draft done 240, sent at FINAL 250;
 #                 round 2 FINAL 400, its wrong pre-draft stops by 390;
 #                 round 3 sent 440, FINAL at 590                     = 590
 check "predictions equal the hand-worked timelines" python3 - "$tmp/out.json" <<'PY'
 import json, sys
 res = {r["mode"]: r for r in json.load(open(sys.argv[1]))["results"]}
-want = {"edge-ar": 100, "cloud-ar": 1050, "cloud-ar-rpc": 1500, "sd": 630, "sd-ee": 590}
+want = {"edge-ar": 100, "cloud-ar": 1150, "cloud-ar-rpc": 1600, "sd": 630, "sd-ee": 590}
 for mode, total in want.items():
     r = res[mode]
     assert r["tokens"] == 10, r
     assert abs(r["total_ms"] - total) < 1e-6, (mode, r["total_ms"], total)
 assert abs(res["sd"]["ttft_ms"] - 250) < 1e-6, res["sd"]
-assert abs(res["cloud-ar"]["ttft_ms"] - 150) < 1e-6, res["cloud-ar"]
+assert abs(res["cloud-ar"]["ttft_ms"] - 250) < 1e-6, res["cloud-ar"]
 PY
 check "table over three rtts" sh -c "[ \$($T sim --edge-profile $tmp/edge.json --cloud-profile $tmp/cloud.json \
     --rounds $tmp/rounds.jsonl --rtt 0,50ms,0.1s | grep -c 'sd-ee') -eq 3 ]"
@@ -57,7 +58,7 @@ import json, subprocess
 o = json.loads(subprocess.check_output(['$T', 'sim', '--edge-profile', '$tmp/edge.json', '--cloud-profile',
     '$tmp/cloud.json', '--tokens', '10', '--prompt-len', '5', '--modes', 'cloud-ar,edge-ar', '--rtt', '50ms', '--json']))
 r = {x['mode']: x['total_ms'] for x in o['results']}
-assert abs(r['cloud-ar'] - 1050) < 1e-6 and abs(r['edge-ar'] - 100) < 1e-6, r"
+assert abs(r['cloud-ar'] - 1150) < 1e-6 and abs(r['edge-ar'] - 100) < 1e-6, r"
 expect_error "sd needs rounds" "needs the recorded --rounds" $T sim --edge-profile "$tmp/edge.json" \
     --cloud-profile "$tmp/cloud.json" --tokens 10 --prompt-len 5 --modes sd
 expect_error "unknown mode" "warp" $T sim --edge-profile "$tmp/edge.json" --cloud-profile "$tmp/cloud.json" \
