@@ -13,6 +13,7 @@
 
 #include "../engine/sample.h"
 #include "../kernels/cpu/quant.h"
+#include "../weights/convert.h"
 #include "../weights/gguf.h"
 #include "args.h"
 #include "commands.h"
@@ -181,21 +182,6 @@ static void progress(void *ctx, int64_t done, int64_t total)
                 done == total ? "\n" : "");
 }
 
-/* llama.cpp's name for a file whose matrices are all of one type (its
- * llama_ftype numbering, not the tensor type ids). */
-static uint32_t llama_file_type(enum dtype t)
-{
-    switch (t) {
-    case DTYPE_F32: return 0;
-    case DTYPE_F16: return 1;
-    case DTYPE_Q4_0: return 2;
-    case DTYPE_Q4_1: return 3;
-    case DTYPE_Q8_0: return 7;
-    case DTYPE_BF16: return 32;
-    }
-    return 0;
-}
-
 static bool check_shape(const struct shape *s, enum dtype type)
 {
     const char *bad = NULL;
@@ -229,7 +215,7 @@ static bool write_model(const struct shape *s, enum dtype type, uint64_t seed, b
 #define KEY(k) (snprintf(key, sizeof key, "%s.%s", a, k), key)
         gguf_set_str(sy.w, "general.architecture", a);
         gguf_set_str(sy.w, "general.name", "tandem-synth");
-        gguf_set_u32(sy.w, "general.file_type", llama_file_type(type));
+        gguf_set_u32(sy.w, "general.file_type", convert_file_type(type));
         gguf_set_u32(sy.w, KEY("block_count"), sh.layers);
         gguf_set_u32(sy.w, KEY("context_length"), sh.ctx);
         gguf_set_u32(sy.w, KEY("embedding_length"), sh.dim);

@@ -12,6 +12,7 @@ struct command {
 
 static const struct command commands[] = {
     {"run", cmd_run, "generate text with a model"},
+    {"convert", cmd_convert, "turn a Hugging Face, llama2.c or GGUF model into GGUF"},
     {"synth", cmd_synth, "write a random-weight model at any Llama shape"},
     {"tokenize", cmd_tokenize, "print the token ids of a text"},
     {"detokenize", cmd_detokenize, "print the text of token ids"},

@@ -51,6 +51,12 @@ void convert_plan_free(struct convert_plan *p);
 /* The output's metadata; readers set general.*, ARCH.*, tokenizer.* here. */
 struct gguf_writer *convert_plan_writer(struct convert_plan *p);
 
+/* llama.cpp's general.file_type (its llama_ftype numbering, not a tensor
+ * type id) for a file whose matrices are of type t. convert_plan_new sets it
+ * for the requested type (f16 when none is given); a reader that keeps its
+ * source's types overrides it. */
+uint32_t convert_file_type(enum dtype t);
+
 /* The type the policy gives a tensor of this shape ("token_embd.weight" etc.
  * follow the same rule as every other matrix). */
 enum dtype convert_plan_type_for(const struct convert_plan *p, int n_dims,
@@ -69,6 +75,16 @@ void convert_add_rows(struct convert_plan *p, const char *name, int n_dims,
 void convert_add_bytes(struct convert_plan *p, const char *name,
                        enum dtype src_type, int n_dims, const uint64_t *ne,
                        const void *data);
+
+/* As convert_add_bytes, for data inside a read-only file mapping that the
+ * reader keeps until the plan is written: once the tensor is written its
+ * pages are handed back to the kernel (read again from the file if touched),
+ * so resident memory stays about one tensor whatever the input's size. With
+ * keep_type the tensor keeps src_type whatever the policy says (a GGUF input
+ * without a requested type). */
+void convert_add_mapped(struct convert_plan *p, const char *name,
+                        enum dtype src_type, int n_dims, const uint64_t *ne,
+                        const void *data, bool keep_type);
 
 /* Streams every tensor to out (via out.tmp + rename). */
 bool convert_plan_write(struct convert_plan *p, const char *out, char *err,

@@ -95,6 +95,10 @@ struct pretok;
  * whole, before merging (Llama-3). */
 struct pretok *pretok_new(const char *name, int *kind, bool *ignore_merges, char *err, size_t errlen);
 void pretok_free(struct pretok *p);
+/* The regexes name's family applies, in order (their count; 0 for an
+ * unknown name), and its ignore_merges: for a converter to recognise a
+ * tokenizer.json pre-tokenizer as one of ours. */
+int pretok_passes(const char *name, const char *const **passes, bool *ignore_merges);
 /* Per-call state (PCRE2 match data and scratch). */
 struct pretok_run;
 struct pretok_run *pretok_run_new(const struct pretok *p);

@@ -63,12 +63,29 @@ static bool name_in(const char *name, const char *list)
     return false;
 }
 
+static int family_of(const char *name)
+{
+    for (int i = 0; i < N_FAMILIES; i++)
+        if (name_in(name, families[i].names))
+            return i;
+    return -1;
+}
+
+int pretok_passes(const char *name, const char *const **passes, bool *ignore_merges)
+{
+    int fam = family_of(name), n = 0;
+    if (fam < 0)
+        return 0;
+    while (n < MAX_PASSES && families[fam].passes[n])
+        n++;
+    *passes = families[fam].passes;
+    *ignore_merges = families[fam].ignore_merges;
+    return n;
+}
+
 struct pretok *pretok_new(const char *name, int *kind, bool *ignore_merges, char *err, size_t errlen)
 {
-    int fam = -1;
-    for (int i = 0; i < N_FAMILIES && fam < 0; i++)
-        if (name_in(name, families[i].names))
-            fam = i;
+    int fam = family_of(name);
     if (fam < 0) {
         snprintf(err, errlen, "tokenizer.ggml.pre '%s' not supported (supported: gpt2, smollm, llama3, qwen2 "
                               "and their aliases)", name);
