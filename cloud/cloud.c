@@ -239,14 +239,17 @@ static void on_open(struct cloud *c, struct session **slot, const Tandem__Open *
     char err[256];
     struct forward_request req = {s->tokens, s->n_tokens - 1, s->n_tokens - 1, NULL, NULL, NULL};
     struct pace_pass pp;
+    s->serial = ++c->sessions_opened;
     pace_begin(&pp, c->paced ? &c->pace : NULL, s->n_tokens - 1, 0);
+    trace_begin(c->trace, s->serial, 0, "prefill");
     if (s->n_tokens > 1 && !forward(c->fc, s->kv, &req, err, sizeof err)) {
         evict(c, slot, TANDEM__ERROR_CODE__ERROR_INTERNAL, err);
         return;
     }
     if (s->n_tokens > 1)
         pace_wait(&pp, 1.0);
-    s->serial = ++c->sessions_opened;
+    trace_end(c->trace, s->serial, 0, "prefill");
+    trace_instant(c->trace, s->serial, 0, "prompt", s->n_tokens);
     logf_(c, "OPEN: %d prompt tokens, mode %d, temp %g", s->n_tokens, (int)s->mode, s->sampling.temp);
 }
 

@@ -7,7 +7,9 @@
  *     pass_ms(rows, ctx) = base_ms + per_row_ms * (rows - 1) + per_ctx_ms * ctx
  *
  * (weights read once per pass, a little compute per extra row, the KV cache
- * read once per pass).
+ * read once per pass). Passes of more than PACE_DECODE_ROWS rows (prompt
+ * prefill) are compute-bound: past that many rows each further row costs
+ * prefill_per_row_ms (optional; per_row_ms when absent).
  *
  * It is a JSON file (bench/profiles/) with those three numbers, a device and
  * model name, and where the numbers come from:
@@ -27,9 +29,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define PACE_DECODE_ROWS 16
+
 struct pace_profile {
     char device[64], model[64];
-    double base_ms, per_row_ms, per_ctx_ms;
+    double base_ms, per_row_ms, per_ctx_ms, prefill_per_row_ms;
 };
 
 /* Reads a profile; false with a line naming the file and the field. */

@@ -48,6 +48,15 @@ static void test_profile_parses(void **state)
     /* 10 + 0.5*(4-1) + 0.001*100 */
     assert_float_equal(pace_pass_ms(&p, 4, 100), 11.6, 1e-9);
     assert_float_equal(pace_pass_ms(&p, 1, 0), 10.0, 1e-12);
+    /* Without prefill_per_row_ms, long passes continue the per-row slope. */
+    assert_float_equal(pace_pass_ms(&p, 40, 0), 10 + 0.5 * 39, 1e-9);
+    unlink(path);
+    path = write_tmp("{\"device\":\"A\",\"model\":\"m\",\"base_ms\":10,\"per_row_ms\":0.5,"
+                     "\"prefill_per_row_ms\":2}");
+    assert_true(pace_load(path, &p, err, sizeof err));
+    /* 16 decode rows, then 24 prefill rows at 2 ms */
+    assert_float_equal(pace_pass_ms(&p, 40, 0), 10 + 0.5 * 15 + 2 * 24, 1e-9);
+    assert_float_equal(pace_pass_ms(&p, 16, 0), 10 + 0.5 * 15, 1e-9);
     unlink(path);
 }
 
