@@ -105,3 +105,6 @@ build/bench/engine_bench: build/rel/bench/engine_bench.o $(REL_LIB)
 build/bench/exit_bench: build/rel/bench/exit_bench.o $(REL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# CUDA kernels, `make cuda`, `make test-gpu` and the host-harness tests.
+include kernels/cuda/cuda.mk

@@ -28,6 +28,8 @@ void kv_free(struct kv_cache *kv)
 {
     if (!kv)
         return;
+    if (kv->dev)
+        kv->dev_free(kv->dev);
     free(kv->k);
     free(kv->v);
     free(kv);

@@ -14,6 +14,12 @@ struct kv_cache {
     int len;  /* positions filled */
     float *k; /* (n_layers, n_ctx, kv_dim) */
     float *v;
+    /* A device backend keeps the cache in device memory instead: dev is its
+     * copy (then the authoritative one; k and v above go stale), freed
+     * with the cache through dev_free. NULL for the CPU. */
+    void *dev;
+    const char *dev_backend;
+    void (*dev_free)(void *dev);
 };
 
 /* NULL if n_ctx < 1 or memory runs out. */

@@ -20,7 +20,7 @@ count_cmocka() { # $1 = name, $2 = log file
     [ "$f" -ne 0 ] && failed_names+=("$1")
 }
 
-for t in build/san/tests/test_* build/rel/tests/test_*; do
+for t in build/san/tests/test_* build/tsan/tests/test_* build/rel/tests/test_*; do
     [ -x "$t" ] || continue
     log=$(mktemp)
     echo "== $t"
@@ -29,7 +29,7 @@ for t in build/san/tests/test_* build/rel/tests/test_*; do
     rm -f "$log"
 done
 
-for t in tests/cli/test_*.sh; do
+for t in tests/cli/test_*.sh tests/cuda/test_*.sh; do
     [ -f "$t" ] || continue
     echo "== $t"
     if bash "$t"; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names+=("$t"); fi

@@ -30,6 +30,7 @@ static void run_usage(FILE *out)
             "      --top-p P        keep the smallest set with mass >= P (default 1)\n"
             "      --seed S         sampling seed (default 0)\n"
             "      --threads N      worker threads (default: all cores)\n"
+            "      --device D       cpu | cuda (default cpu)\n"
             "      --ctx N          context length (default min(model's, 4096))\n"
             "      --no-bos         do not add the BOS token to a text prompt\n"
             "      --chat[=FORMAT]  send the prompt as a user message in the model's chat\n"
@@ -40,7 +41,7 @@ static void run_usage(FILE *out)
 }
 
 struct run_opts {
-    const char *model, *prompt, *ids, *chat_name;
+    const char *model, *prompt, *ids, *chat_name, *device;
     bool chat;
     int n_predict, threads, ctx;
     struct sampling sampling;
@@ -112,11 +113,18 @@ static bool generate(const struct model *m, const struct tokenizer *tok, const s
     const struct model_config *c = &m->cfg;
     struct threadpool *tp = threadpool_new(o->threads);
     struct kv_cache *kv = kv_new(c, o->ctx);
-    struct forward_ctx *fc = tp ? forward_ctx_new(m, tp, 32, o->ctx) : NULL;
+    char err[256];
+    struct forward_ctx *fc =
+        tp ? forward_ctx_new_on(o->device, m, tp, 32, o->ctx, err, sizeof err) : NULL;
+    if (tp && !fc) {
+        fprintf(stderr, "tandem run: %s\n", err);
+        threadpool_free(tp);
+        kv_free(kv);
+        return false;
+    }
     float *logits = malloc(sizeof(float) * c->vocab);
     struct token_prob *dist = malloc(sizeof *dist * c->vocab);
     g->ids = malloc(sizeof(int32_t) * (o->n_predict + 1));
-    char err[256];
     bool ok = tp && kv && fc && logits && dist && g->ids;
     if (!ok)
         fprintf(stderr, "tandem run: out of memory (context %d)\n", o->ctx);
@@ -195,13 +203,14 @@ static void print_json(const struct generation *g)
 
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
-    enum { O_IDS = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_NOBOS, O_NOEOS, O_JSON, O_CHAT };
+    enum { O_IDS = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_NOBOS, O_NOEOS, O_JSON, O_CHAT, O_DEVICE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},    {"prompt", required_argument, 0, 'p'},
         {"n-predict", required_argument, 0, 'n'}, {"ids", required_argument, 0, O_IDS},
         {"temp", required_argument, 0, O_TEMP},  {"top-k", required_argument, 0, O_TOPK},
         {"top-p", required_argument, 0, O_TOPP}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"ctx", required_argument, 0, O_CTX},
+        {"device", required_argument, 0, O_DEVICE},
         {"no-bos", no_argument, 0, O_NOBOS},     {"ignore-eos", no_argument, 0, O_NOEOS},
         {"json", no_argument, 0, O_JSON},        {"help", no_argument, 0, 'h'},
         {"chat", optional_argument, 0, O_CHAT},
@@ -221,6 +230,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
         case O_SEED: ok = arg_u64("--seed", optarg, &o->seed); break;
         case O_THREADS: ok = arg_int("--threads", optarg, 1, 1024, &o->threads); break;
         case O_CTX: ok = arg_int("--ctx", optarg, 1, 1 << 24, &o->ctx); break;
+        case O_DEVICE: o->device = optarg; break;
         case O_NOBOS: o->no_bos = true; break;
         case O_NOEOS: o->ignore_eos = true; break;
         case O_JSON: o->json = true; break;
@@ -248,7 +258,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 
 int cmd_run(int argc, char **argv)
 {
-    struct run_opts o = {.n_predict = 128, .sampling = {0.0f, 0, 1.0f}};
+    struct run_opts o = {.n_predict = 128, .sampling = {0.0f, 0, 1.0f}, .device = "cpu"};
     int rc = parse_run_opts(argc, argv, &o);
     if (rc >= 0)
         return rc;

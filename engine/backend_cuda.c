@@ -1,0 +1,387 @@
+/* The CUDA backend: the CPU backend's pass, op for op, on kernels/cuda.
+ *
+ * Weights are uploaded once per context (F32/F16 as in the file, Q8_0
+ * repacked); activations stay on the device; only token ids go up and
+ * logits (or, when a layer hook is set, the residual stream) come down. The
+ * KV cache of a sequence gets a device copy on its first pass here (struct
+ * kv_cache's dev), laid out like the host one, so rollback is still only
+ * lowering kv->len.
+ *
+ * Loading is shard-aware for the tensor-parallel target (DESIGN.md §9): each
+ * matrix is uploaded as a row range (column-parallel: wq, wk, wv, w_gate,
+ * w_up) or a column range (row-parallel: wo, w_down) of the file's tensor.
+ * With one rank the ranges are whole; the two places a rank's partial sums
+ * would be all-reduced are marked in block_forward.
+ *
+ * Without TANDEM_CUDA (the plain build) the table is there but says so. */
+#include "backend.h"
+
+#include <stdio.h>
+
+#ifndef TANDEM_CUDA
+
+static void *no_cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_rows,
+                             int max_ctx, char *err, size_t errlen)
+{
+    (void)m, (void)tp, (void)max_rows, (void)max_ctx;
+    snprintf(err, errlen, "device cuda: this tandem was built without CUDA (make cuda builds "
+                          "bin/tandem-cuda)");
+    return NULL;
+}
+
+static void no_cuda_ctx_free(void *ctx)
+{
+    (void)ctx;
+}
+
+static bool no_cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_request *req,
+                          int row0, int n, char *err, size_t errlen)
+{
+    (void)ctx, (void)kv, (void)req, (void)row0, (void)n;
+    snprintf(err, errlen, "device cuda: built without CUDA");
+    return false;
+}
+
+const struct backend backend_cuda = {"cuda", no_cuda_ctx_new, no_cuda_ctx_free, no_cuda_chunk};
+
+#else
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/cuda/ops.h"
+
+/* This process's slice of a tensor-parallel group; {0, 1} is the whole model. */
+struct shard {
+    int rank, size;
+};
+
+struct dev_matrix {
+    void *data;
+    int type, rows, cols;
+};
+
+struct dev_layer {
+    float *attn_norm, *ffn_norm, *bq, *bk, *bv;
+    struct dev_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
+};
+
+struct cuda_ctx {
+    const struct model *m;
+    struct shard shard;
+    int max_rows, max_ctx;
+    struct dev_matrix tok_embd, output;
+    float *output_norm, *rope_inv_freq;
+    struct dev_layer *layers;
+    /* activations, as in the CPU backend */
+    float *x, *h, *q, *att, *gate, *up; /* (max_rows, ...) */
+    float *att_scratch, *logits;         /* logits (max_rows, vocab) */
+    int32_t *tokens;                     /* (max_rows) */
+    float *host_x;                       /* (max_rows, dim) for layer hooks */
+};
+
+/* The device copy of one sequence's KV cache: (n_layers, n_ctx, kv_dim) each. */
+struct kv_dev {
+    float *k, *v;
+};
+
+static void kv_dev_free(void *p)
+{
+    struct kv_dev *d = p;
+    cuda_free(d->k);
+    cuda_free(d->v);
+    free(d);
+}
+
+/* Uploads rows [row0, row0+rows) x columns [col0, col0+cols) of m. */
+static bool upload_slice(struct dev_matrix *out, const struct matrix *m, int row0, int rows,
+                         int col0, int cols)
+{
+    *out = (struct dev_matrix){cuda_alloc(cuda_weight_bytes(m->type, rows, cols)), m->type, rows,
+                               cols};
+    if (!out->data)
+        return false;
+    size_t row_bytes = dtype_row_bytes(m->type, (uint64_t)m->cols);
+    size_t skip = dtype_row_bytes(m->type, (uint64_t)col0);
+    size_t part = dtype_row_bytes(m->type, (uint64_t)cols);
+    const char *src = (const char *)m->data + row_bytes * row0;
+    if (col0 == 0 && cols == m->cols) {
+        cuda_upload_weight(out->data, src, m->type, rows, cols);
+        return true;
+    }
+    char *stage = malloc(part * rows);
+    if (!stage)
+        return false;
+    for (int r = 0; r < rows; r++)
+        memcpy(stage + part * r, src + row_bytes * r + skip, part);
+    cuda_upload_weight(out->data, stage, m->type, rows, cols);
+    free(stage);
+    return true;
+}
+
+/* Column-parallel: this rank's share of the output rows. */
+static bool upload_rows(const struct cuda_ctx *g, struct dev_matrix *out, const struct matrix *m)
+{
+    int rows = m->rows / g->shard.size;
+    return upload_slice(out, m, g->shard.rank * rows, rows, 0, m->cols);
+}
+
+/* Row-parallel: this rank's share of the input columns. */
+static bool upload_cols(const struct cuda_ctx *g, struct dev_matrix *out, const struct matrix *m)
+{
+    int cols = m->cols / g->shard.size;
+    return upload_slice(out, m, 0, m->rows, g->shard.rank * cols, cols);
+}
+
+static float *upload_floats(const float *src, size_t n)
+{
+    if (!src)
+        return NULL;
+    float *d = cuda_alloc(sizeof(float) * n);
+    if (d)
+        cuda_upload(d, src, sizeof(float) * n);
+    return d;
+}
+
+static void free_matrix(struct dev_matrix *m)
+{
+    cuda_free(m->data);
+}
+
+static void cuda_ctx_free(void *ctx)
+{
+    struct cuda_ctx *g = ctx;
+    if (!g)
+        return;
+    for (int l = 0; g->layers && l < g->m->cfg.n_layers; l++) {
+        struct dev_layer *d = &g->layers[l];
+        cuda_free(d->attn_norm);
+        cuda_free(d->ffn_norm);
+        cuda_free(d->bq);
+        cuda_free(d->bk);
+        cuda_free(d->bv);
+        struct dev_matrix *ms[] = {&d->wq, &d->wk, &d->wv, &d->wo, &d->w_gate, &d->w_up, &d->w_down};
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+            free_matrix(ms[i]);
+    }
+    free(g->layers);
+    if (g->output.data != g->tok_embd.data)
+        free_matrix(&g->output);
+    free_matrix(&g->tok_embd);
+    cuda_free(g->output_norm);
+    cuda_free(g->rope_inv_freq);
+    float *bufs[] = {g->x, g->h, g->q, g->att, g->gate, g->up, g->att_scratch, g->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        cuda_free(bufs[i]);
+    cuda_free(g->tokens);
+    free(g->host_x);
+    free(g);
+}
+
+/* The kernels read F32, F16 and Q8_0 rows in whole vector loads. */
+static bool check_matrix(const struct matrix *m, const char *name, char *err, size_t errlen)
+{
+    int align = m->type == DTYPE_F32 ? 4 : m->type == DTYPE_F16 ? 8 : 32;
+    if (!cuda_weight_type_supported(m->type)) {
+        snprintf(err, errlen, "device cuda: %s is %s; the CUDA kernels take f32, f16 and q8_0",
+                 name, dtype_name(m->type));
+        return false;
+    }
+    if (m->cols % align) {
+        snprintf(err, errlen, "device cuda: %s has %d columns, not a multiple of %d", name,
+                 m->cols, align);
+        return false;
+    }
+    return true;
+}
+
+static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_rows, int max_ctx,
+                          char *err, size_t errlen)
+{
+    (void)tp;
+    if (cuda_device_count() < 1) {
+        snprintf(err, errlen, "device cuda: no CUDA device");
+        return NULL;
+    }
+    const struct model_config *c = &m->cfg;
+    char name[64];
+    if (!check_matrix(&m->tok_embd, "token_embd.weight", err, errlen) ||
+        !check_matrix(&m->output, "output.weight", err, errlen))
+        return NULL;
+    for (int l = 0; l < c->n_layers; l++) {
+        const struct layer_weights *w = &m->layers[l];
+        const struct matrix *ms[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+            snprintf(name, sizeof name, "layer %d matrix %zu", l, i);
+            if (!check_matrix(ms[i], name, err, errlen))
+                return NULL;
+        }
+    }
+    if (c->head_dim % 2) {
+        snprintf(err, errlen, "device cuda: odd head dimension %d", c->head_dim);
+        return NULL;
+    }
+
+    struct cuda_ctx *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    g->m = m;
+    g->shard = (struct shard){0, 1};
+    g->max_rows = max_rows;
+    g->max_ctx = max_ctx;
+    g->layers = calloc((size_t)c->n_layers, sizeof *g->layers);
+    bool ok = g->layers && upload_slice(&g->tok_embd, &m->tok_embd, 0, m->tok_embd.rows, 0, c->dim);
+    if (ok && m->output.data == m->tok_embd.data)
+        g->output = g->tok_embd; /* tied: one copy */
+    else if (ok)
+        ok = upload_slice(&g->output, &m->output, 0, m->output.rows, 0, m->output.cols);
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    for (int l = 0; ok && l < c->n_layers; l++) {
+        const struct layer_weights *w = &m->layers[l];
+        struct dev_layer *d = &g->layers[l];
+        d->attn_norm = upload_floats(w->attn_norm, c->dim);
+        d->ffn_norm = upload_floats(w->ffn_norm, c->dim);
+        d->bq = upload_floats(w->bq, q_dim);
+        d->bk = upload_floats(w->bk, kv_dim);
+        d->bv = upload_floats(w->bv, kv_dim);
+        ok = d->attn_norm && d->ffn_norm && (!w->bq || (d->bq && d->bk && d->bv)) &&
+             upload_rows(g, &d->wq, &w->wq) && upload_rows(g, &d->wk, &w->wk) &&
+             upload_rows(g, &d->wv, &w->wv) && upload_cols(g, &d->wo, &w->wo) &&
+             upload_rows(g, &d->w_gate, &w->w_gate) && upload_rows(g, &d->w_up, &w->w_up) &&
+             upload_cols(g, &d->w_down, &w->w_down);
+    }
+    size_t r = (size_t)max_rows;
+    g->output_norm = upload_floats(m->output_norm, c->dim);
+    g->rope_inv_freq = upload_floats(m->rope_inv_freq, c->head_dim / 2);
+    g->x = cuda_alloc(sizeof(float) * r * c->dim);
+    g->h = cuda_alloc(sizeof(float) * r * c->dim);
+    g->q = cuda_alloc(sizeof(float) * r * q_dim);
+    g->att = cuda_alloc(sizeof(float) * r * q_dim);
+    g->gate = cuda_alloc(sizeof(float) * r * c->ffn_dim);
+    g->up = cuda_alloc(sizeof(float) * r * c->ffn_dim);
+    g->att_scratch = cuda_alloc(
+        sizeof(float) * cuda_attention_scratch_floats(max_rows, c->n_heads, c->head_dim, max_ctx));
+    g->logits = cuda_alloc(sizeof(float) * r * c->vocab);
+    g->tokens = cuda_alloc(sizeof(int32_t) * r);
+    g->host_x = malloc(sizeof(float) * r * c->dim);
+    if (!ok || !g->output_norm || !g->rope_inv_freq || !g->x || !g->h || !g->q || !g->att ||
+        !g->gate || !g->up || !g->att_scratch || !g->logits || !g->tokens || !g->host_x) {
+        cuda_ctx_free(g);
+        snprintf(err, errlen, "device cuda: out of device memory for the model");
+        return NULL;
+    }
+    return g;
+}
+
+/* The sequence's device KV, made on its first pass here (with what the host
+ * copy holds so far, so a cache filled on the CPU carries on). */
+static struct kv_dev *kv_device(struct kv_cache *kv, char *err, size_t errlen)
+{
+    if (kv->dev)
+        return kv->dev;
+    size_t n = (size_t)kv->n_layers * kv->n_ctx * kv->kv_dim;
+    struct kv_dev *d = calloc(1, sizeof *d);
+    if (d) {
+        d->k = cuda_alloc(sizeof(float) * n);
+        d->v = cuda_alloc(sizeof(float) * n);
+    }
+    if (!d || !d->k || !d->v) {
+        if (d)
+            kv_dev_free(d);
+        snprintf(err, errlen, "device cuda: out of device memory for a KV cache of %d positions",
+                 kv->n_ctx);
+        return NULL;
+    }
+    for (int l = 0; l < kv->n_layers && kv->len > 0; l++) {
+        size_t off = (size_t)l * kv->n_ctx * kv->kv_dim, bytes = sizeof(float) * kv->len * kv->kv_dim;
+        cuda_upload(d->k + off, kv->k + off, bytes);
+        cuda_upload(d->v + off, kv->v + off, bytes);
+    }
+    kv->dev = d;
+    kv->dev_backend = "cuda";
+    kv->dev_free = kv_dev_free;
+    return d;
+}
+
+static void gemv(float *y, const struct dev_matrix *w, const float *x, int n)
+{
+    cuda_gemv(y, w->data, w->type, x, n, w->cols, w->rows, 0);
+}
+
+/* One transformer block over n rows at positions pos0.., x updated in place. */
+static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev *d, int l, int n,
+                          int pos0)
+{
+    const struct model_config *c = &g->m->cfg;
+    const struct dev_layer *w = &g->layers[l];
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    long nd = (long)n * c->dim;
+    float *k = d->k + (size_t)l * kv->n_ctx * kv_dim, *v = d->v + (size_t)l * kv->n_ctx * kv_dim;
+    float *k_new = k + (size_t)pos0 * kv_dim, *v_new = v + (size_t)pos0 * kv_dim;
+
+    cuda_rmsnorm_rows(g->h, g->x, w->attn_norm, n, c->dim, c->rms_eps, 0);
+    gemv(g->q, &w->wq, g->h, n);
+    gemv(k_new, &w->wk, g->h, n);
+    gemv(v_new, &w->wv, g->h, n);
+    if (w->bq) {
+        cuda_add(g->q, w->bq, (long)n * q_dim, q_dim, 0);
+        cuda_add(k_new, w->bk, (long)n * kv_dim, kv_dim, 0);
+        cuda_add(v_new, w->bv, (long)n * kv_dim, kv_dim, 0);
+    }
+    cuda_rope_rows(g->q, n, c->n_heads, c->head_dim, pos0, g->rope_inv_freq, c->rope_neox, 0);
+    cuda_rope_rows(k_new, n, c->n_kv_heads, c->head_dim, pos0, g->rope_inv_freq, c->rope_neox, 0);
+    cuda_attention(g->att, g->q, k, v, n, pos0, c->n_heads, c->n_kv_heads, c->head_dim,
+                   g->max_ctx, g->att_scratch, 0);
+    gemv(g->h, &w->wo, g->att, n);
+    /* tensor parallel: all-reduce h over the ranks here */
+    cuda_add(g->x, g->h, nd, nd, 0);
+
+    cuda_rmsnorm_rows(g->h, g->x, w->ffn_norm, n, c->dim, c->rms_eps, 0);
+    gemv(g->gate, &w->w_gate, g->h, n);
+    gemv(g->up, &w->w_up, g->h, n);
+    cuda_swiglu(g->gate, g->gate, g->up, (long)n * c->ffn_dim, 0);
+    gemv(g->h, &w->w_down, g->gate, n);
+    /* tensor parallel: all-reduce h over the ranks here */
+    cuda_add(g->x, g->h, nd, nd, 0);
+}
+
+static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_request *req, int row0,
+                       int n, char *err, size_t errlen)
+{
+    struct cuda_ctx *g = ctx;
+    const struct model_config *c = &g->m->cfg;
+    struct kv_dev *d = kv_device(kv, err, errlen);
+    if (!d)
+        return false;
+    int pos0 = kv->len;
+    cuda_upload(g->tokens, req->tokens + row0, sizeof(int32_t) * n);
+    cuda_embed_rows(g->x, g->tok_embd.data, g->tok_embd.type, c->vocab, g->tokens, n, c->dim);
+    for (int l = 0; l < c->n_layers; l++) {
+        block_forward(g, kv, d, l, n, pos0);
+        if (req->hook) {
+            cuda_download(g->host_x, g->x, sizeof(float) * n * c->dim);
+            if (!req->hook(req->hook_ctx, l, g->host_x, row0, n)) {
+                snprintf(err, errlen, "forward: pass aborted by layer hook");
+                return false;
+            }
+        }
+    }
+    kv->len = pos0 + n;
+
+    int first = req->first_logit_row > row0 ? req->first_logit_row : row0;
+    if (first < row0 + n) {
+        int rows = row0 + n - first;
+        cuda_rmsnorm_rows(g->h, g->x + (long)(first - row0) * c->dim, g->output_norm, rows, c->dim,
+                          c->rms_eps, 0);
+        gemv(g->logits, &g->output, g->h, rows);
+        cuda_download(req->logits + (long)(first - req->first_logit_row) * c->vocab, g->logits,
+                      sizeof(float) * rows * c->vocab);
+    }
+    return true;
+}
+
+const struct backend backend_cuda = {"cuda", cuda_ctx_new, cuda_ctx_free, cuda_chunk};
+
+#endif
