@@ -19,7 +19,7 @@ static void sim_usage(FILE *out)
             "the devices two timing profiles describe (bench/profiles), over a link of the\n"
             "given round trip, replaying the rounds (draft tokens offered and accepted,\n"
             "EARLY verdicts confirmed or not) that a real run recorded with\n"
-            "`tandem edge --trace`. The model is described in docs/bench.md.\n\n"
+            "`tandem edge --trace`. The model is described in docs/benchmarks.md.\n\n"
             "      --edge-profile FILE   the draft's device profile\n"
             "      --cloud-profile FILE  the target's device profile\n"
             "      --rounds FILE         an edge trace of an sd-ee (or sd) run\n"

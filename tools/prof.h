@@ -1,7 +1,7 @@
 /* Merging an edge trace and a cloud trace (engine/trace.h) into per-round
  * latency breakdowns (`tandem prof`).
  *
- * The events both sides write, per round r (docs/bench.md lists them):
+ * The events both sides write, per round r (docs/benchmarks.md lists them):
  *   edge   span "draft" (drafting r's tokens), span "predraft" (drafting r's
  *          tokens early, from round r-1's EARLY), instants "send_draft"
  *          (v = gamma), "recv_early" (v = provisional accepted count),
