@@ -15,13 +15,7 @@
 #include <time.h>
 
 #include "engine/forward.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "engine/clock.h"
 
 struct bw_job {
     const uint64_t *buf;
@@ -56,9 +50,9 @@ static double read_bandwidth(struct threadpool *tp)
     struct bw_job j = {buf, n, {0}};
     double best = 0;
     for (int rep = 0; rep < 5; rep++) {
-        double t = now_s();
+        double t = clock_now_s();
         threadpool_run(tp, bw_worker, &j);
-        double gbs = n * sizeof *buf / (now_s() - t) / 1e9;
+        double gbs = n * sizeof *buf / (clock_now_s() - t) / 1e9;
         if (gbs > best)
             best = gbs;
     }
@@ -112,10 +106,10 @@ int main(int argc, char **argv)
 
     double bw = read_bandwidth(tp);
     bool ok = pass(fc, kv, tokens, PROMPT, 1, logits);
-    double t0 = now_s();
+    double t0 = clock_now_s();
     for (int i = 0; ok && i < n_decode; i++)
         ok = pass(fc, kv, tokens + PROMPT + i, 1, 1, logits);
-    double decode_s = now_s() - t0;
+    double decode_s = clock_now_s() - t0;
 
     json_object *passes = json_object_new_array();
     double base = 0;
@@ -123,9 +117,9 @@ int main(int argc, char **argv)
         double *t = malloc(sizeof(double) * reps);
         int len = kv->len;
         for (int r = 0; ok && r < reps; r++) {
-            double s = now_s();
+            double s = clock_now_s();
             ok = pass(fc, kv, tokens, k, k, logits);
-            t[r] = now_s() - s;
+            t[r] = clock_now_s() - s;
             kv_truncate(kv, len);
         }
         qsort(t, reps, sizeof *t, cmp_double);

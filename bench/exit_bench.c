@@ -20,15 +20,9 @@
 
 #include "engine/exits.h"
 #include "engine/sample.h"
+#include "engine/clock.h"
 
 enum { PROMPT = 32, ROWS = 5 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 struct rig {
     struct model *m;
@@ -73,15 +67,15 @@ static bool verify_pass(struct rig *r, const struct exit_head *head)
 
 static double pass_s(struct rig *r, const struct exit_head *head)
 {
-    double t = now_s();
-    return verify_pass(r, head) ? now_s() - t : -1;
+    double t = clock_now_s();
+    return verify_pass(r, head) ? clock_now_s() - t : -1;
 }
 
 static double exit_s(struct rig *r, const struct exit_head *head)
 {
-    double t = now_s();
+    double t = clock_now_s();
     exit_head_eval(r->ev, head, r->hidden, ROWS, r->res, r->logits);
-    return now_s() - t;
+    return clock_now_s() - t;
 }
 
 int main(int argc, char **argv)

@@ -18,6 +18,7 @@
 #include "../proto/codec.h"
 #include "../weights/tokenizer.h"
 #include "verify.h"
+#include "../engine/clock.h"
 
 #define MAX_IDENTITY 255
 
@@ -58,13 +59,6 @@ struct cloud {
     struct trace *trace;     /* NULL: not tracing */
     uint64_t sessions_opened;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void logf_(const struct cloud *c, const char *fmt, ...)
 {
@@ -185,7 +179,7 @@ static void on_hello(struct cloud *c, const uint8_t *id, size_t id_len, const Ta
         struct session *s = *slot;
         kv_free(s->kv);
         free(s->tokens);
-        *s = (struct session){.id_len = id_len, .last_active = now_s()};
+        *s = (struct session){.id_len = id_len, .last_active = clock_now_s()};
         memcpy(s->id, id, id_len);
         w.fingerprint = &c->fp;
         w.max_context = c->cfg.ctx;
@@ -311,7 +305,7 @@ static void on_exit_result(void *ctx, int exit, int first_row, int n_rows,
     m.early = &msg;
     send_to(e->c, e->s->id, e->s->id_len, &m);
     if (!e->sent)
-        e->early_t = now_s();
+        e->early_t = clock_now_s();
     e->sent = true;
     e->last = v;
 }
@@ -337,7 +331,7 @@ static bool verify(struct cloud *c, struct session **slot, const Tandem__Draft *
     kv_truncate(s->kv, s->n_tokens - 1);
     struct forward_request req = {rows, gamma + 1, 0, c->logits, NULL, NULL};
     bool greedy = s->sampling.temp <= 0;
-    struct early_ctx e = {c, s, d, {0, 0}, now_s(), 0, false, {0, 0}};
+    struct early_ctx e = {c, s, d, {0, 0}, clock_now_s(), 0, false, {0, 0}};
     pace_begin(&e.pace, c->paced ? &c->pace : NULL, gamma + 1, s->n_tokens - 1);
     char err[256];
     trace_begin(c->trace, s->serial, (uint32_t)d->round, "verify");
@@ -362,7 +356,7 @@ static bool verify(struct cloud *c, struct session **slot, const Tandem__Draft *
         }
         v = verdict_greedy(d->tokens, target, gamma);
     }
-    double end = now_s();
+    double end = clock_now_s();
     if (v.accepted)
         memcpy(s->tokens + s->n_tokens, d->tokens, sizeof *s->tokens * v.accepted);
     s->n_tokens += v.accepted;
@@ -426,12 +420,12 @@ static void step_ar(struct cloud *c, struct session **slot)
     Tandem__Draft none = TANDEM__DRAFT__INIT;
     struct verdict v;
     Tandem__CloudTimings t = TANDEM__CLOUD_TIMINGS__INIT;
-    if (!verify(c, slot, &none, now_s(), &v, &t))
+    if (!verify(c, slot, &none, clock_now_s(), &v, &t))
         return;
     s->ar_left--;
     if (s->stop_at_eos && v.next == tokenizer_eos(c->tok))
         s->ar_left = 0;
-    s->last_active = now_s();
+    s->last_active = clock_now_s();
     Tandem__Tokens tk = TANDEM__TOKENS__INIT;
     tk.n_tokens = 1;
     tk.tokens = &v.next;
@@ -447,7 +441,7 @@ static void step_ar(struct cloud *c, struct session **slot)
 
 static void on_frame(struct cloud *c, const uint8_t *id, size_t id_len, const void *buf, size_t len)
 {
-    double received = now_s();
+    double received = clock_now_s();
     char err[256];
     proto_msg *m = proto_decode(buf, len, &c->lim, err, sizeof err);
     if (!m) {
@@ -555,7 +549,7 @@ bool cloud_serve(struct cloud *c, volatile sig_atomic_t *stop, char *err, size_t
                 step_ar(c, &c->sessions[i]);
         }
         turn++;
-        evict_idle(c, now_s());
+        evict_idle(c, clock_now_s());
     }
     return true;
 }

@@ -10,6 +10,7 @@
 #include "../engine/forward.h"
 #include "../engine/trace.h"
 #include "link.h"
+#include "../engine/clock.h"
 
 /* Draft tokens with the distributions they were drawn from. */
 struct draft {
@@ -48,13 +49,6 @@ int edge_mode_by_name(const char *name)
 }
 
 const char *edge_mode_name(enum edge_mode m) { return mode_names[m]; }
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static bool fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -154,14 +148,14 @@ static void commit(struct run *r, const int32_t *ids, int n)
     while (k < n && !r->done) {
         int32_t id = ids[k++];
         r->seq[r->n_seq++] = id;
-        r->res->token_ms[r->res->n_ids] = (now_s() - r->t0) * 1e3;
+        r->res->token_ms[r->res->n_ids] = (clock_now_s() - r->t0) * 1e3;
         r->res->ids[r->res->n_ids++] = id;
         r->n_gen++;
         r->done = r->n_gen >= r->max_tokens || (!r->e->cfg.ignore_eos && id == eos);
     }
     if (k > 0) {
         if (r->res->n_ids == k)
-            r->res->ttft_ms = (now_s() - r->t0) * 1e3;
+            r->res->ttft_ms = (clock_now_s() - r->t0) * 1e3;
         if (r->fn)
             r->fn(r->fn_ctx, r->res->ids + r->res->n_ids - k, k);
     }
@@ -293,7 +287,7 @@ static bool predraft(struct run *r, const struct draft *cur, const Tandem__Early
     *made = false;
     if (ends)
         return true;
-    double t = now_s();
+    double t = clock_now_s();
     int gamma = round_gamma(r, n_gen);
     pre->n = 0;
     trace_begin(e->trace, 0, (uint32_t)(e->round + 1), "predraft");
@@ -301,7 +295,7 @@ static bool predraft(struct run *r, const struct draft *cur, const Tandem__Early
     trace_end(e->trace, 0, (uint32_t)(e->round + 1), "predraft");
     if (!ok)
         return false;
-    r->res->draft_ms += (now_s() - t) * 1e3;
+    r->res->draft_ms += (clock_now_s() - t) * 1e3;
     r->res->predraft_stops += pre->n < gamma;
     *made = true;
     return true;
@@ -318,7 +312,7 @@ static bool run_rounds(struct run *r, char *err, size_t errlen)
     if (!send_open(r, err, errlen))
         return false;
     while (!r->done) {
-        double t = now_s();
+        double t = clock_now_s();
         if (use_pre) { /* confirmed: finish it if FINAL cut it short */
             struct draft *x = cur;
             cur = pre;
@@ -332,7 +326,7 @@ static bool run_rounds(struct run *r, char *err, size_t errlen)
         trace_end(e->trace, 0, (uint32_t)(e->round + 1), "draft");
         if (!drafted)
             return false;
-        res->draft_ms += (now_s() - t) * 1e3;
+        res->draft_ms += (clock_now_s() - t) * 1e3;
         uint64_t round = ++e->round;
         /* The PING goes first so that its PONG does not wait for the pass. */
         if (!link_ping(&e->link, err, errlen) || !send_draft(e, round, r->n_seq, cur, err, errlen))
@@ -432,7 +426,7 @@ static bool run_cloud_ar(struct run *r, char *err, size_t errlen)
 static bool run_edge_ar(struct run *r, char *err, size_t errlen)
 {
     while (!r->done) {
-        double t = now_s();
+        double t = clock_now_s();
         struct draft *d = &r->e->d[0];
         d->n = 0;
         trace_begin(r->e->trace, 0, 0, "draft");
@@ -440,7 +434,7 @@ static bool run_edge_ar(struct run *r, char *err, size_t errlen)
         trace_end(r->e->trace, 0, 0, "draft");
         if (!ok)
             return false;
-        r->res->draft_ms += (now_s() - t) * 1e3;
+        r->res->draft_ms += (clock_now_s() - t) * 1e3;
         commit(r, d->tok, 1);
     }
     return true;
@@ -497,7 +491,7 @@ bool edge_generate(struct edge *e, const int32_t *prompt, int n_prompt, int max_
                         : e->cfg.mode == EDGE_CLOUD_AR ? TANDEM__MODE__MODE_CLOUD_AR
                                                        : TANDEM__MODE__MODE_CLOUD_AR_RPC;
     struct run r = {e, res, mode, malloc(sizeof(int32_t) * (n_prompt + max_tokens + e->max_gamma + 2)),
-                    n_prompt, 0, max_tokens, max_tokens == 0, fn, fn_ctx, now_s(), e->cfg.reconnects};
+                    n_prompt, 0, max_tokens, max_tokens == 0, fn, fn_ctx, clock_now_s(), e->cfg.reconnects};
     if (!res->ids || !res->token_ms || !res->offered_at || !res->accepted_at || !r.seq) {
         free(r.seq);
         return fail(err, errlen, "out of memory");
@@ -507,7 +501,7 @@ bool edge_generate(struct edge *e, const int32_t *prompt, int n_prompt, int max_
     bool ok = !cloud                         ? run_edge_ar(&r, err, errlen)
               : e->cfg.mode == EDGE_CLOUD_AR ? run_cloud_ar(&r, err, errlen)
                                              : run_rounds(&r, err, errlen);
-    res->wall_s = now_s() - r.t0;
+    res->wall_s = clock_now_s() - r.t0;
     if (cloud) {
         res->rtt_samples = e->link.rtt_n;
         res->rtt_ms = e->link.rtt_n ? e->link.rtt_sum_ms / e->link.rtt_n : 0;

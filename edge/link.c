@@ -9,13 +9,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "../engine/clock.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static bool fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -93,7 +88,7 @@ bool link_send(struct link *l, proto_msg *m, char *err, size_t errlen)
     return true;
 }
 
-static uint64_t now_us(void) { return (uint64_t)(now_s() * 1e6); }
+static uint64_t now_us(void) { return (uint64_t)(clock_now_s() * 1e6); }
 
 bool link_ping(struct link *l, char *err, size_t errlen)
 {
@@ -178,12 +173,12 @@ static enum link_status read_message(struct link *l, proto_msg **out, char *err,
 enum link_status link_recv(struct link *l, proto_msg **out, double *waited_ms, char *err,
                            size_t errlen)
 {
-    double t0 = now_s(), deadline = t0 + l->timeout_ms / 1e3;
+    double t0 = clock_now_s(), deadline = t0 + l->timeout_ms / 1e3;
     enum link_status st;
     for (;;) {
         st = LINK_FAILED;
         zmq_pollitem_t items[2] = {{l->sock, 0, ZMQ_POLLIN, 0}, {l->mon, 0, ZMQ_POLLIN, 0}};
-        double left = deadline - now_s();
+        double left = deadline - clock_now_s();
         int rc = zmq_poll(items, 2, left > 0 ? (long)(left * 1e3) + 1 : 0);
         if (rc < 0 && errno != EINTR) {
             fail(err, errlen, "poll: %s", zmq_strerror(errno));
@@ -209,7 +204,7 @@ enum link_status link_recv(struct link *l, proto_msg **out, double *waited_ms, c
             }
             continue;
         }
-        if (rc <= 0 && now_s() >= deadline) {
+        if (rc <= 0 && clock_now_s() >= deadline) {
             fail(err, errlen,
                  "no answer from the cloud at %s for %.1f s (is `tandem cloud` running there?)",
                  l->endpoint, l->timeout_ms / 1e3);
@@ -217,7 +212,7 @@ enum link_status link_recv(struct link *l, proto_msg **out, double *waited_ms, c
         }
     }
     if (waited_ms)
-        *waited_ms += (now_s() - t0) * 1e3;
+        *waited_ms += (clock_now_s() - t0) * 1e3;
     return st;
 }
 

@@ -1,5 +1,6 @@
 /* Device timing profiles (see pace.h). */
 #include "pace.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -7,13 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static bool get_str(json_object *root, const char *key, char *dst, size_t cap, const char *path,
                     char *err, size_t errlen)
@@ -85,14 +79,14 @@ double pace_pass_ms(const struct pace_profile *p, int rows, int ctx)
 
 void pace_begin(struct pace_pass *pp, const struct pace_profile *p, int rows, int ctx)
 {
-    pp->t0_s = mono_s();
+    pp->t0_s = clock_now_s();
     pp->total_ms = p ? pace_pass_ms(p, rows, ctx) : 0;
 }
 
 bool pace_wait(const struct pace_pass *pp, double fraction)
 {
     double until = pp->t0_s + 1e-3 * pp->total_ms * fraction;
-    double now = mono_s();
+    double now = clock_now_s();
     if (pp->total_ms <= 0)
         return true;
     if (now >= until)

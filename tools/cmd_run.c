@@ -15,6 +15,7 @@
 #include "args.h"
 #include "commands.h"
 #include "prompt.h"
+#include "../engine/clock.h"
 
 static void run_usage(FILE *out)
 {
@@ -48,13 +49,6 @@ struct run_opts {
     uint64_t seed;
     bool no_bos, ignore_eos, json;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double peak_rss_mb(void)
 {
@@ -140,7 +134,7 @@ static bool generate(const struct model *m, const struct tokenizer *tok, const s
         detok_init(&dt, tok);
     char piece[256];
 
-    double t0 = now_s();
+    double t0 = clock_now_s();
     const int32_t *input = g->prompt;
     int n_input = g->n_prompt;
     while (ok && g->n_ids < o->n_predict) {
@@ -151,7 +145,7 @@ static bool generate(const struct model *m, const struct tokenizer *tok, const s
             break;
         }
         if (g->n_ids == 0)
-            g->prompt_s = now_s() - t0;
+            g->prompt_s = clock_now_s() - t0;
         int n_dist = sampling_dist(&o->sampling, logits, c->vocab, dist);
         int32_t id = sample_from(dist, n_dist, &rng);
         g->ids[g->n_ids++] = id;
@@ -171,7 +165,7 @@ static bool generate(const struct model *m, const struct tokenizer *tok, const s
         size_t k = detok_flush(&dt, piece, sizeof piece);
         append_text(g, piece, k, !o->json);
     }
-    g->decode_s = now_s() - t0 - g->prompt_s;
+    g->decode_s = clock_now_s() - t0 - g->prompt_s;
     free(logits);
     free(dist);
     forward_ctx_free(fc);

@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "../engine/sample.h"
+#include "../engine/clock.h"
 
 #define MAX_FRAMES 16      /* frames of one message; more are a malformed peer */
 #define MAX_ID 255         /* ZeroMQ routing ids are at most 255 bytes */
@@ -51,13 +52,6 @@ struct wan_relay {
     uint64_t delivered[2];
     double late_sum_ms[2];
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static bool fail(char *err, size_t errlen, const char *what, const char *ep)
 {
@@ -290,7 +284,7 @@ static double deliver_due(struct wan_relay *l)
         for (int d = 0; d < 2; d++) {
             struct direction *dir = &c->dir[d];
             while (dir->head) {
-                double now = now_s();
+                double now = clock_now_s();
                 struct held *h = dir->head;
                 if (h->t_deliver > now) {
                     if (h->t_deliver < next)
@@ -317,7 +311,7 @@ static double deliver_due(struct wan_relay *l)
 /* Sleeps the last fraction of a millisecond that zmq_poll cannot time. */
 static void sleep_until(double t)
 {
-    double dt = t - now_s();
+    double dt = t - clock_now_s();
     if (dt <= 0)
         return;
     struct timespec ts = {0, (long)(dt * 1e9)};
@@ -331,7 +325,7 @@ bool wan_relay_run(struct wan_relay *l, volatile sig_atomic_t *stop, char *err, 
     bool ok = true;
     while (!*stop) {
         double next = deliver_due(l);
-        double wait_ms = isinf(next) ? POLL_CAP_MS : (next - now_s()) * 1e3;
+        double wait_ms = isinf(next) ? POLL_CAP_MS : (next - clock_now_s()) * 1e3;
         if (wait_ms < 1.0 && wait_ms > 0) {
             sleep_until(next);
             continue;
@@ -359,7 +353,7 @@ bool wan_relay_run(struct wan_relay *l, volatile sig_atomic_t *stop, char *err, 
             ok = false;
             break;
         }
-        double now = now_s();
+        double now = clock_now_s();
         /* Dealers first: on_router may add clients and move the array. */
         int n_polled = n - 1;
         for (int i = 0; i < n_polled; i++)

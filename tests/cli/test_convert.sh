@@ -7,25 +7,9 @@
 # errors with a non-zero exit and no partial output on bad input.
 set -u
 cd "$(dirname "$0")/../.."
-T=bin/tandem
+. tests/cli/lib.sh
+CLI_ONE_LINE_ERRORS=1
 S=../shared/data/models/stories260K
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # description, then a command that must succeed
-    local what=$1; shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
-expect_error() { # description, text the error must contain, command...
-    local what=$1 want=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" <<<"$err" && [ "$(wc -l <<<"$err")" -eq 1 ]; then
-        echo "ok   $what"
-    else
-        echo "FAIL $what (exit $rc): $err"; fails=$((fails + 1))
-    fi
-}
 no_output() { [ ! -e "$1" ] && [ ! -e "$1.tmp" ]; }
 ids() { $T run -m "$1" --ids "$2" -n "$3" --ignore-eos --json 2>/dev/null |
         python3 -c "import json,sys; print(' '.join(map(str, json.load(sys.stdin)['ids'])))"; }

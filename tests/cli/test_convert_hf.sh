@@ -8,25 +8,9 @@
 # the file and the problem, a non-zero exit and no partial output.
 set -u
 cd "$(dirname "$0")/../.."
-T=bin/tandem
+. tests/cli/lib.sh
+CLI_ONE_LINE_ERRORS=1
 H=tests/golden/fixtures/hf
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # description, then a command that must succeed
-    local what=$1; shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
-expect_error() { # description, text the error must contain, command...
-    local what=$1 want=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" <<<"$err" && [ "$(wc -l <<<"$err")" -eq 1 ]; then
-        echo "ok   $what"
-    else
-        echo "FAIL $what (exit $rc): $err"; fails=$((fails + 1))
-    fi
-}
 no_output() { [ ! -e "$1" ] && [ ! -e "$1.tmp" ]; }
 expected() { # folder, python expression over the fixture's expected.json (e)
     python3 -c "import json,sys; e=json.load(open(sys.argv[1])); print($2)" "$H/$1/expected.json"

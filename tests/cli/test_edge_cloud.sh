@@ -9,29 +9,7 @@
 # (The distribution of sampled output is tested in tests/unit/test_edge_sampling.c.)
 set -u
 cd "$(dirname "$0")/../.."
-T=bin/tandem
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -CONT "$p" 2>/dev/null; kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-check() { # description, then a command that must succeed
-    local what=$1; shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
-expect_error() { # description, text the error must contain, command...
-    local what=$1 want=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" <<<"$err"; then
-        echo "ok   $what"
-    else
-        echo "FAIL $what (exit $rc): $err"; fails=$((fails + 1))
-    fi
-}
+. tests/cli/lib.sh
 ids_of() { python3 -c "import json,sys; print(' '.join(map(str, json.load(sys.stdin)['ids'])))"; }
 
 # Target: 4 layers with exits at layers 1 and 2, thresholds low so EARLY

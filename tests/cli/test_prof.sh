@@ -3,18 +3,7 @@
 # trace and SVG outputs, and clear errors on bad traces.
 set -u
 cd "$(dirname "$0")/../.."
-T=${T:-bin/tandem}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
-expect_error() {
-    local what=$1 want=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" <<<"$err"; then echo "ok   $what"
-    else echo "FAIL $what (exit $rc): $err"; fails=$((fails + 1)); fi
-}
+. tests/cli/lib.sh
 ev() { # side t_us round ev ph [v]
     local v=""; [ $# -ge 6 ] && v=",\"v\":$6"
     echo "{\"t_us\":$(( 1000000000 + $2 )),\"side\":\"$1\",\"session\":1,\"round\":$3,\"ev\":\"$4\",\"ph\":\"$5\"$v}"

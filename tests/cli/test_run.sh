@@ -3,25 +3,7 @@
 # and clear errors with a non-zero exit on bad input.
 set -u
 cd "$(dirname "$0")/../.."
-T=bin/tandem
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # description, then a command that must succeed
-    local what=$1; shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
-# expect_error "description" "text the error must contain" command...
-expect_error() {
-    local what=$1 want=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" <<<"$err"; then
-        echo "ok   $what"
-    else
-        echo "FAIL $what (exit $rc): $err"; fails=$((fails + 1))
-    fi
-}
+. tests/cli/lib.sh
 
 for c in run synth; do check "$c --help" $T $c --help; done
 check "tandem --help" $T --help

@@ -3,18 +3,7 @@
 # by hand below (see tools/sim.h for the model), and clear errors.
 set -u
 cd "$(dirname "$0")/../.."
-T=${T:-bin/tandem}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
-expect_error() {
-    local what=$1 want=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" <<<"$err"; then echo "ok   $what"
-    else echo "FAIL $what (exit $rc): $err"; fails=$((fails + 1)); fi
-}
+. tests/cli/lib.sh
 echo '{"device":"E","model":"d","base_ms":10}' > "$tmp/edge.json"
 echo '{"device":"C","model":"t","base_ms":100}' > "$tmp/cloud.json"
 ev() { echo "{\"t_us\":$1,\"side\":\"edge\",\"session\":1,\"round\":$2,\"ev\":\"$3\",\"ph\":\"i\",\"v\":$4}"; }

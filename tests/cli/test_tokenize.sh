@@ -4,25 +4,12 @@
 # commands (stdin and files included), and clear errors on bad input.
 set -u
 cd "$(dirname "$0")/../.."
-T=bin/tandem
+. tests/cli/lib.sh
 L=tests/tokenizer/llama2-vocab.gguf
 S=tests/tokenizer/smollm2-mini.gguf
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
 # same "description, want, got" everywhere
 eq() {
     if [ "$2" = "$3" ]; then echo "ok   $1"; else echo "FAIL $1: want '$2', got '$3'"; fails=$((fails + 1)); fi
-}
-expect_error() { # description, text the error must contain, command...
-    local what=$1 want=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" <<<"$err"; then
-        echo "ok   $what"
-    else
-        echo "FAIL $what (exit $rc): $err"; fails=$((fails + 1))
-    fi
 }
 
 for c in tokenize detokenize; do

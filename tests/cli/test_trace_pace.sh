@@ -6,23 +6,7 @@
 # reports, tandem sim replays them; bad profiles are refused clearly.
 set -u
 cd "$(dirname "$0")/../.."
-T=bin/tandem
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fails=0
-check() { local what=$1; shift; if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi; }
-expect_error() {
-    local what=$1 want=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" <<<"$err"; then echo "ok   $what"
-    else echo "FAIL $what (exit $rc): $err"; fails=$((fails + 1)); fi
-}
+. tests/cli/lib.sh
 
 $T synth --preset tiny --layers 4 --seed 1 --type f32 -o "$tmp/t.gguf" 2>/dev/null
 $T synth --preset tiny --layers 2 --seed 1 --type f32 -o "$tmp/d.gguf" 2>/dev/null

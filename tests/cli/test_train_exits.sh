@@ -5,25 +5,8 @@
 # draft runs in llama.cpp as in tandem, and bad input gives a clear error.
 set -u
 cd "$(dirname "$0")/../.."
-T=bin/tandem
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # description, then a command that must succeed
-    local what=$1; shift
-    if "$@"; then echo "ok   $what"; else echo "FAIL $what"; fails=$((fails + 1)); fi
-}
+. tests/cli/lib.sh
 quiet() { "$@" >/dev/null; }
-expect_error() { # description, text the error must contain, command...
-    local what=$1 want=$2; shift 2
-    local err rc
-    err=$("$@" 2>&1 >/dev/null); rc=$?
-    if [ $rc -ne 0 ] && [ $rc -lt 128 ] && grep -qF -- "$want" <<<"$err"; then
-        echo "ok   $what"
-    else
-        echo "FAIL $what (exit $rc): $err"; fails=$((fails + 1))
-    fi
-}
 
 check "train-exits --help" quiet $T train-exits --help
 check "synth 4-layer tiny" $T synth --preset tiny --layers 4 --type f32 -o "$tmp/m.gguf"
