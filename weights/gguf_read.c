@@ -4,9 +4,8 @@
  * copied out (into one allocation) and the tensor data ranges checked. */
 #include "gguf.h"
 #include "gguf_internal.h"
+#include "file_map.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <float.h>
 #include <inttypes.h>
 #include <math.h>
@@ -14,9 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "GGUF fields are loaded with memcpy, which assumes a little-endian host"
@@ -556,26 +552,12 @@ static bool place_tensors(struct parser *p, uint64_t meta_end)
 static bool map_file(struct parser *p)
 {
     struct gguf_file *f = p->f;
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(p, "%s", strerror(errno));
-    struct stat st;
-    bool ok = true;
-    if (fstat(fd, &st) != 0)
-        ok = fail(p, "%s", strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        ok = fail(p, "not a regular file");
-    else
-        f->size = (uint64_t)st.st_size;
-    if (ok && f->size > 0) {
-        void *map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED)
-            ok = fail(p, "mmap: %s", strerror(errno));
-        else
-            f->map = map;
-    }
-    close(fd);
-    return ok;
+    const uint8_t *bytes;
+    char why[256];
+    if (!file_map(f->path, false, &bytes, &f->size, why, sizeof why))
+        return fail(p, "%s", why);
+    f->map = bytes;
+    return true;
 }
 
 static bool alloc_records(struct parser *p, uint64_t n_kv, uint64_t n_tensors)
@@ -632,8 +614,7 @@ void gguf_close(struct gguf_file *f)
 {
     if (!f)
         return;
-    if (f->map)
-        munmap((void *)f->map, f->size);
+    file_unmap(f->map, f->size);
     free(f->kvs);
     free(f->kvs_by_key);
     free(f->tensors);

@@ -2,20 +2,18 @@
  * the file is handed out; reads convert rows to float32. */
 #include "safetensors.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../kernels/cpu/convert.h"
 #include "../kernels/cpu/quant.h"
 #include "json_file.h"
+#include "file_map.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors fields are loaded with memcpy, which assumes a little-endian host"
@@ -315,29 +313,14 @@ struct st_file *st_parse(const char *name, const void *data, uint64_t size, char
 static bool map_file(struct parser *p)
 {
     struct st_file *f = p->f;
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(p, "%s", strerror(errno));
-    struct stat st;
-    bool ok = true;
-    if (fstat(fd, &st) != 0)
-        ok = fail(p, "%s", strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        ok = fail(p, "not a regular file");
-    else
-        f->size = (uint64_t)st.st_size;
-    if (ok && f->size > 0) {
-        void *map = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            ok = fail(p, "mmap: %s", strerror(errno));
-        } else {
-            f->bytes = map;
-            f->mapped = true;
-            madvise(map, f->size, MADV_SEQUENTIAL); /* tensors are read in file order, mostly */
-        }
-    }
-    close(fd);
-    return ok;
+    const uint8_t *bytes;
+    char why[256];
+    /* tensors are read in file order, mostly */
+    if (!file_map(f->path, true, &bytes, &f->size, why, sizeof why))
+        return fail(p, "%s", why);
+    f->bytes = bytes;
+    f->mapped = bytes != NULL;
+    return true;
 }
 
 struct st_file *st_open(const char *path, char *err, size_t errlen)
@@ -358,7 +341,7 @@ void st_close(struct st_file *f)
     if (!f)
         return;
     if (f->mapped)
-        munmap((void *)f->bytes, f->size);
+        file_unmap(f->bytes, f->size);
     free(f->tensors);
     free(f->by_name);
     free(f->names);
