@@ -61,7 +61,7 @@ $T cloud -m "$TARGET" --bind "$cloud_ep" --threads "$THREADS_CLOUD" $(pace "$CLO
     --trace "$work/traces/cloud.jsonl" 2> "$work/cloud.log" &
 cloud=$!
 link=
-trap 'kill $cloud $link 2>/dev/null; wait 2>/dev/null' EXIT
+trap 'kill $cloud $link 2>/dev/null; wait 2>/dev/null; true' EXIT
 sleep 1
 
 runs=$work/runs.jsonl

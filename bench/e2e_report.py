@@ -60,27 +60,57 @@ def spans(events, side=None):
 DECODE_ROWS = 16  # engine/pace.h PACE_DECODE_ROWS
 
 
-def lstsq_line(points):
-    """base + slope * (rows - 1) through (rows, ms) points: least squares
-    over the median time of each row count (a shared machine's stalls are
-    outliers, not cost)."""
-    by_rows = {}
-    for r, ms in points:
-        by_rows.setdefault(r, []).append(ms)
-    xs = [r - 1 for r in sorted(by_rows)]
-    ys = [statistics.median(by_rows[r]) for r in sorted(by_rows)]
-    if len(set(xs)) < 2:
-        return statistics.median(ys), 0.0
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    base = my - slope * mx
-    return max(base, 0.0), max(slope, 0.0)
+def features(rows, ctx):
+    """engine/pace.h's cost model, linear in its coefficients:
+    base, per_row, prefill_per_row, per_ctx_row."""
+    decode = min(rows, DECODE_ROWS)
+    return [1.0, decode - 1.0, rows - decode, rows * (ctx + (rows - 1) / 2.0)]
+
+
+COEFS = ("base_ms", "per_row_ms", "prefill_per_row_ms", "per_ctx_row_ms")
+
+
+def fit_profile(points):
+    """Least squares over (rows, ctx, ms) passes, every coefficient >= 0 (a
+    negative one is dropped and the rest refitted)."""
+    import numpy as np
+    X = np.array([features(r, c) for r, c, _ in points])
+    y = np.array([ms for _, _, ms in points])
+    active = [j for j in range(X.shape[1]) if X[:, j].any()]
+    while True:
+        coef, *_ = np.linalg.lstsq(X[:, active], y, rcond=None)
+        if (coef >= 0).all():
+            break
+        active = [j for j, c in zip(active, coef) if c >= 0]
+    full = dict.fromkeys(COEFS, 0.0)
+    for j, c in zip(active, coef):
+        full[COEFS[j]] = float(c)
+    return full
 
 
 def run_window(run, edge_events):
     t0 = edge_events[0]["t_us"]
     return t0, t0 + int(run["wall_s"] * 1e6) + 50_000
+
+
+def cloud_passes(sev):
+    """(kind, rows, ctx, ms, round) of one cloud session's passes, with the
+    context each ran at rebuilt from the prompt and the verdicts."""
+    gamma = {e["round"]: e["v"] for e in sev if e["ev"] == "recv_draft"}
+    accepted = {e["round"]: e["v"] for e in sev if e["ev"] == "send_final"}
+    prompt = next((e["v"] for e in sev if e["ev"] == "prompt"), None)
+    if prompt is None:
+        return []
+    out, ctx = [], prompt - 1
+    for name, rnd, _, b, e in spans(sev):
+        ms = (e - b) / 1e3
+        if name == "prefill" and prompt > 1:
+            out.append(("prefill", prompt - 1, 0, ms, rnd))
+        elif name == "verify":
+            g = gamma.get(rnd, 0)
+            out.append(("verify", g + 1, ctx, ms, rnd))
+            ctx += accepted.get(rnd, 0) + 1
+    return out
 
 
 def fit_costs(runs, cloud_events, work):
@@ -97,36 +127,27 @@ def fit_costs(runs, cloud_events, work):
         if run["mode"] == "edge-ar":
             prompt = len(run["prompt_ids"])
             for k, (_, _, _, b, e) in enumerate(spans(ev, "edge")):
-                edge_pts.append((prompt if k == 0 else 1, (e - b) / 1e3))
+                rows, ctx = (prompt, 0) if k == 0 else (1, prompt + k - 1)
+                edge_pts.append((rows, ctx, (e - b) / 1e3))
             continue
         for sid, sev in sessions:
             if not (lo <= sev[0]["t_us"] <= hi):
                 continue
-            gamma = {e["round"]: e["v"] for e in sev if e["ev"] == "recv_draft"}
             early = {e["round"]: e["t_us"] for e in sev if e["ev"] == "send_early"}
-            prompt = next((e["v"] for e in sev if e["ev"] == "prompt"), None)
             target = cloud_ee if run["mode"] == "sd-ee" else cloud_plain
+            for kind, rows, ctx, ms, rnd in cloud_passes(sev):
+                target.append((rows, ctx, ms))
             for name, rnd, _, b, e in spans(sev):
-                if name == "prefill" and prompt and prompt > 1:
-                    target.append((prompt - 1, (e - b) / 1e3))
-                elif name == "verify":
-                    target.append((gamma.get(rnd, 0) + 1, (e - b) / 1e3))
-                    if rnd in early and e > b:
-                        exit_fracs.append((early[rnd] - b) / (e - b))
+                if name == "verify" and rnd in early and e > b:
+                    exit_fracs.append((early[rnd] - b) / (e - b))
     os.makedirs(os.path.join(work, "fit"), exist_ok=True)
     profiles = {}
     for name, pts in (("edge", edge_pts), ("cloud", cloud_plain), ("cloud-ee", cloud_ee or cloud_plain)):
-        decode = [(r, ms) for r, ms in pts if r <= DECODE_ROWS]
-        if not decode:
+        if not pts:
             continue
-        base, per_row = lstsq_line(decode)
-        # Prompt passes past DECODE_ROWS rows: the cost of each further row.
-        knee = base + per_row * (DECODE_ROWS - 1)
-        long_rows = [(ms - knee) / (r - DECODE_ROWS) for r, ms in pts if r > DECODE_ROWS]
-        prof = {"device": "this machine (fitted from traces)", "model": name, "base_ms": base,
-                "per_row_ms": per_row, "per_ctx_ms": 0.0,
-                "prefill_per_row_ms": max(statistics.median(long_rows), 0.0) if long_rows else per_row,
-                "points": len(pts)}
+        prof = {"device": "this machine (fitted from traces)", "model": name, "per_ctx_ms": 0.0}
+        prof.update(fit_profile(pts))
+        prof["points"] = len(pts)
         path = os.path.join(work, "fit", name + ".json")
         with open(path, "w") as f:
             json.dump(prof, f)
@@ -311,10 +332,12 @@ def main():
     if validation:
         L.append("## `tandem sim` against these runs")
         L.append("")
-        L.append("Pass costs fitted from the traces (least squares over passes of up to 16 rows, "
-                 "ms = base + per_row·(rows−1); prompt passes give the cost of each row past 16): " +
+        L.append("Pass costs fitted from the traces by least squares over every pass (engine/pace.h's "
+                 "model: base, per row up to 16 rows, per prefill row past 16, per row-position pair of "
+                 "attention; the context of each pass rebuilt from the prompt and the verdicts): " +
                  "; ".join(f"{k}: base {v[1]['base_ms']:.3f}, per row {v[1]['per_row_ms']:.4f}, "
-                           f"prefill per row {v[1]['prefill_per_row_ms']:.4f} ({v[1]['points']} passes)"
+                           f"prefill per row {v[1]['prefill_per_row_ms']:.4f}, "
+                           f"per row·position {v[1]['per_ctx_row_ms']:.6f} ({v[1]['points']} passes)"
                            for k, v in profiles.items()) +
                  f"; exit at {exit_fraction:.3f} of a verify pass. Each run is then predicted from its "
                  "mode, RTT and recorded rounds; mean total time per group:")

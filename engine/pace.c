@@ -63,7 +63,8 @@ bool pace_load(const char *path, struct pace_profile *p, char *err, size_t errle
          get_ms(root, "base_ms", true, &p->base_ms, path, err, errlen) &&
          get_ms(root, "per_row_ms", false, &p->per_row_ms, path, err, errlen) &&
          get_ms(root, "per_ctx_ms", false, &p->per_ctx_ms, path, err, errlen) &&
-         get_ms(root, "prefill_per_row_ms", false, &p->prefill_per_row_ms, path, err, errlen);
+         get_ms(root, "prefill_per_row_ms", false, &p->prefill_per_row_ms, path, err, errlen) &&
+         get_ms(root, "per_ctx_row_ms", false, &p->per_ctx_row_ms, path, err, errlen);
     if (ok && !json_object_object_get_ex(root, "prefill_per_row_ms", NULL))
         p->prefill_per_row_ms = p->per_row_ms;
     json_object_put(root);
@@ -74,7 +75,8 @@ double pace_pass_ms(const struct pace_profile *p, int rows, int ctx)
 {
     int decode_rows = rows < PACE_DECODE_ROWS ? rows : PACE_DECODE_ROWS;
     return p->base_ms + p->per_row_ms * (double)(decode_rows - 1) +
-           p->prefill_per_row_ms * (double)(rows - decode_rows) + p->per_ctx_ms * (double)ctx;
+           p->prefill_per_row_ms * (double)(rows - decode_rows) + p->per_ctx_ms * (double)ctx +
+           p->per_ctx_row_ms * (double)rows * ((double)ctx + (double)(rows - 1) / 2);
 }
 
 void pace_begin(struct pace_pass *pp, const struct pace_profile *p, int rows, int ctx)

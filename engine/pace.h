@@ -5,11 +5,16 @@
  * forward pass over `rows` new tokens with `ctx` tokens already cached:
  *
  *     pass_ms(rows, ctx) = base_ms + per_row_ms * (rows - 1) + per_ctx_ms * ctx
+ *                          + per_ctx_row_ms * rows * (ctx + (rows - 1) / 2)
  *
  * (weights read once per pass, a little compute per extra row, the KV cache
- * read once per pass). Passes of more than PACE_DECODE_ROWS rows (prompt
- * prefill) are compute-bound: past that many rows each further row costs
- * prefill_per_row_ms (optional; per_row_ms when absent).
+ * read once per pass as a GPU kernel reads it, and attention work for each
+ * pair of a row and a position it attends to, as a CPU does it: the last
+ * term is what makes a long prompt's prefill grow with its square). Passes
+ * of more than PACE_DECODE_ROWS rows (prompt prefill) are compute-bound:
+ * past that many rows each further row costs prefill_per_row_ms. Every
+ * field but base_ms is optional (prefill_per_row_ms defaults to
+ * per_row_ms, the others to 0).
  *
  * It is a JSON file (bench/profiles/) with those three numbers, a device and
  * model name, and where the numbers come from:
@@ -33,7 +38,7 @@
 
 struct pace_profile {
     char device[64], model[64];
-    double base_ms, per_row_ms, per_ctx_ms, prefill_per_row_ms;
+    double base_ms, per_row_ms, per_ctx_ms, prefill_per_row_ms, per_ctx_row_ms;
 };
 
 /* Reads a profile; false with a line naming the file and the field. */

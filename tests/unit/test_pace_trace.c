@@ -52,6 +52,11 @@ static void test_profile_parses(void **state)
     assert_float_equal(pace_pass_ms(&p, 40, 0), 10 + 0.5 * 15 + 2 * 24, 1e-9);
     assert_float_equal(pace_pass_ms(&p, 16, 0), 10 + 0.5 * 15, 1e-9);
     unlink(path);
+    path = write_tmp("{\"device\":\"A\",\"model\":\"m\",\"base_ms\":1,\"per_ctx_row_ms\":0.01}");
+    assert_true(pace_load(path, &p, err, sizeof err));
+    /* 3 rows after 100 cached positions attend to 100+0, 100+1, 100+2 */
+    assert_float_equal(pace_pass_ms(&p, 3, 100), 1 + 0.01 * 3 * (100 + 1), 1e-9);
+    unlink(path);
 }
 
 static void expect_refused(const char *text, const char *needle)
