@@ -79,17 +79,19 @@ for rtt in $RTTS; do
         ${RATE:+--rate $RATE} --json > "$work/link-$rtt.json" 2> "$work/link-$rtt.log" &
     link=$!
     sleep 0.3
-    for mode in $MODES; do
-        case $mode in sd|sd-ee) gs=$GAMMAS ;; *) gs=0 ;; esac
-        for g in $gs; do
-            i=0
-            while IFS= read -r line; do
-                i=$((i + 1))
+    # Prompt by prompt, every mode and gamma in turn: a slow spell of a
+    # shared machine then lands on all modes alike, not on one of them.
+    i=0
+    while IFS= read -r line; do
+        i=$((i + 1))
+        prompt=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["prompt"])' "$line")
+        cat=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["category"])' "$line")
+        for mode in $MODES; do
+            case $mode in sd|sd-ee) gs=$GAMMAS ;; *) gs=0 ;; esac
+            for g in $gs; do
                 done_runs=$((done_runs + 1))
-                printf '\re2e: rtt %-6s %-13s gamma %-2s prompt %2d/%d  (run %d/%d)' \
-                    "$rtt" "$mode" "$g" "$i" "$n_prompts" "$done_runs" "$total" >&2
-                prompt=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["prompt"])' "$line")
-                cat=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["category"])' "$line")
+                printf '\re2e: rtt %-6s prompt %2d/%d %-13s gamma %-2s (run %d/%d)' \
+                    "$rtt" "$i" "$n_prompts" "$mode" "$g" "$done_runs" "$total" >&2
                 trace="$work/traces/$rtt-$mode-$g-$i.edge.jsonl"
                 json=$($T edge -m "$DRAFT" --connect "$link_ep" --chat -p "$prompt" -n "$TOKENS" \
                        --ignore-eos --mode "$mode" --gamma $((g > 0 ? g : 1)) --threads "$THREADS_EDGE" \
@@ -102,9 +104,9 @@ o.pop("text", None)
 o.update(rtt=sys.argv[2], gamma=int(sys.argv[3]), prompt_index=int(sys.argv[4]),
          category=sys.argv[5], edge_trace=sys.argv[6])
 print(json.dumps(o))' "$json" "$rtt" "$g" "$i" "$cat" "$trace" >> "$runs"
-            done < "$work/prompts.jsonl"
+            done
         done
-    done
+    done < "$work/prompts.jsonl"
     kill -INT $link; wait $link 2>/dev/null || true
     link=
 done
