@@ -61,8 +61,12 @@ $T cloud -m "$TARGET" --bind "$cloud_ep" --threads "$THREADS_CLOUD" $(pace "$CLO
     --trace "$work/traces/cloud.jsonl" 2> "$work/cloud.log" &
 cloud=$!
 link=
-trap 'kill $cloud $link 2>/dev/null; wait 2>/dev/null; true' EXIT
+trap 'kill $cloud $link 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 sleep 1
+
+# Warm-up, not measured: the first passes fault the models' pages in.
+$T edge -m "$DRAFT" --connect "$cloud_ep" --ids "1 2 3" -n 8 --mode sd --gamma 2 \
+    --threads "$THREADS_EDGE" > /dev/null 2>&1 || true
 
 runs=$work/runs.jsonl
 : > "$runs"
@@ -86,11 +90,12 @@ for rtt in $RTTS; do
         i=$((i + 1))
         prompt=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["prompt"])' "$line")
         cat=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["category"])' "$line")
+        [ -t 2 ] || echo "e2e: rtt $rtt, prompt $i/$n_prompts ($cat), runs $((done_runs + 1))..$((done_runs + $(echo $MODES | wc -w) + ($(echo $GAMMAS | wc -w) - 1) * 2)) of $total" >&2
         for mode in $MODES; do
             case $mode in sd|sd-ee) gs=$GAMMAS ;; *) gs=0 ;; esac
             for g in $gs; do
                 done_runs=$((done_runs + 1))
-                printf '\re2e: rtt %-6s prompt %2d/%d %-13s gamma %-2s (run %d/%d)' \
+                [ -t 2 ] && printf '\re2e: rtt %-6s prompt %2d/%d %-13s gamma %-2s (run %d/%d)' \
                     "$rtt" "$i" "$n_prompts" "$mode" "$g" "$done_runs" "$total" >&2
                 trace="$work/traces/$rtt-$mode-$g-$i.edge.jsonl"
                 json=$($T edge -m "$DRAFT" --connect "$link_ep" --chat -p "$prompt" -n "$TOKENS" \
