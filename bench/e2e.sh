@@ -70,13 +70,13 @@ $T edge -m "$DRAFT" --connect "$cloud_ep" --ids "1 2 3" -n 8 --mode sd --gamma 2
 
 runs=$work/runs.jsonl
 : > "$runs"
-total=0
-for rtt in $RTTS; do
-    for mode in $MODES; do
-        case $mode in sd|sd-ee) gs=$GAMMAS ;; *) gs=0 ;; esac
-        for g in $gs; do total=$((total + n_prompts)); done
-    done
+# Runs per prompt at one RTT: a run per mode, one per gamma for sd and sd-ee.
+per_prompt=0
+for mode in $MODES; do
+    case $mode in sd|sd-ee) gs=$GAMMAS ;; *) gs=0 ;; esac
+    for g in $gs; do per_prompt=$((per_prompt + 1)); done
 done
+total=$((per_prompt * n_prompts * $(echo $RTTS | wc -w)))
 done_runs=0
 for rtt in $RTTS; do
     $T link --listen "$link_ep" --forward "$cloud_ep" --rtt "$rtt" ${JITTER:+--jitter $JITTER} \
@@ -90,7 +90,7 @@ for rtt in $RTTS; do
         i=$((i + 1))
         prompt=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["prompt"])' "$line")
         cat=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["category"])' "$line")
-        [ -t 2 ] || echo "e2e: rtt $rtt, prompt $i/$n_prompts ($cat), runs $((done_runs + 1))..$((done_runs + $(echo $MODES | wc -w) + ($(echo $GAMMAS | wc -w) - 1) * 2)) of $total" >&2
+        [ -t 2 ] || echo "e2e: rtt $rtt, prompt $i/$n_prompts ($cat), runs $((done_runs + 1))..$((done_runs + per_prompt)) of $total" >&2
         for mode in $MODES; do
             case $mode in sd|sd-ee) gs=$GAMMAS ;; *) gs=0 ;; esac
             for g in $gs; do
