@@ -11,17 +11,42 @@
 
 #include "forward.h"
 
+struct exit_head;
+struct exit_result;
+
 struct backend {
     const char *name;
     /* NULL with one line in err when this backend cannot run m here. */
     void *(*ctx_new)(const struct model *m, struct threadpool *tp, int max_rows, int max_ctx,
                      char *err, size_t errlen);
     void (*ctx_free)(void *ctx);
+    /* in_place: the hook reads no hidden state (it is called with NULL) and
+     * evaluates exits with exit_head; only backends with exit_head get it. */
     bool (*chunk)(void *ctx, struct kv_cache *kv, const struct forward_request *req, int row0,
-                  int n, char *err, size_t errlen);
+                  int n, bool in_place, char *err, size_t errlen);
+    /* Optional (NULL on the CPU, whose hooks evaluate exits on the host
+     * already). exit_head_prepare: whether exit_head can take h on this
+     * context, making its device copies (adapters) now so that exit_head
+     * cannot fail; false with the reason in why. exit_head: inside the layer
+     * hook of an in_place chunk, evaluates h on the chunk's n rows where they
+     * are; out (n) and logits (n, vocab; NULL: not wanted) are host memory. */
+    bool (*exit_head_prepare)(void *ctx, const struct exit_head *h, char *why, size_t len);
+    void (*exit_head)(void *ctx, const struct exit_head *h, int n, struct exit_result *out,
+                      float *logits);
 };
 
 extern const struct backend backend_cpu;
+
+/* For forward_exits (engine/exit_head.c), implemented in forward.c over the
+ * context's backend. forward_in_place: forward() whose chunks run in_place.
+ * forward_exit_head_prepare: false with the reason when fc's backend has no
+ * exit_head or cannot take h. */
+bool forward_in_place(struct forward_ctx *fc, struct kv_cache *kv,
+                      const struct forward_request *req, char *err, size_t errlen);
+bool forward_exit_head_prepare(struct forward_ctx *fc, const struct exit_head *h, char *why,
+                               size_t len);
+void forward_exit_head(struct forward_ctx *fc, const struct exit_head *h, int n,
+                       struct exit_result *out, float *logits);
 /* Without TANDEM_CUDA its ctx_new says the binary was built without CUDA. */
 extern const struct backend backend_cuda;
 

@@ -130,10 +130,12 @@ static void block_forward(struct cpu_ctx *fc, struct kv_cache *kv, int l, int n,
     add_inplace(fc->x, fc->h, nd);
 }
 
-/* Runs rows [row0, row0+n) of the request; logits of wanted rows into req. */
+/* Runs rows [row0, row0+n) of the request; logits of wanted rows into req.
+ * in_place never comes here (no exit_head): hooks always get the stream. */
 static bool cpu_chunk(void *ctx, struct kv_cache *kv, const struct forward_request *req, int row0,
-                      int n, char *err, size_t errlen)
+                      int n, bool in_place, char *err, size_t errlen)
 {
+    (void)in_place;
     struct cpu_ctx *fc = ctx;
     const struct model *m = fc->m;
     const struct model_config *c = &m->cfg;
@@ -164,4 +166,4 @@ static bool cpu_chunk(void *ctx, struct kv_cache *kv, const struct forward_reque
     return true;
 }
 
-const struct backend backend_cpu = {"cpu", cpu_ctx_new, cpu_ctx_free, cpu_chunk};
+const struct backend backend_cpu = {"cpu", cpu_ctx_new, cpu_ctx_free, cpu_chunk, NULL, NULL};

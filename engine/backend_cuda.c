@@ -35,21 +35,25 @@ static void no_cuda_ctx_free(void *ctx)
 }
 
 static bool no_cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_request *req,
-                          int row0, int n, char *err, size_t errlen)
+                          int row0, int n, bool in_place, char *err, size_t errlen)
 {
-    (void)ctx, (void)kv, (void)req, (void)row0, (void)n;
+    (void)ctx, (void)kv, (void)req, (void)row0, (void)n, (void)in_place;
     snprintf(err, errlen, "device cuda: built without CUDA");
     return false;
 }
 
-const struct backend backend_cuda = {"cuda", no_cuda_ctx_new, no_cuda_ctx_free, no_cuda_chunk};
+/* No context is ever made, so the exit entries are never reached. */
+const struct backend backend_cuda = {"cuda", no_cuda_ctx_new, no_cuda_ctx_free, no_cuda_chunk,
+                                     NULL, NULL};
 
 #else
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../kernels/cuda/ops.h"
+#include "exits.h"
 
 /* This process's slice of a tensor-parallel group; {0, 1} is the whole model. */
 struct shard {
@@ -66,6 +70,12 @@ struct dev_layer {
     struct dev_matrix wq, wk, wv, wo, w_gate, w_up, w_down;
 };
 
+/* An exit adapter's device copy, found by the host matrix's data. */
+struct dev_adapter {
+    const void *host;
+    struct dev_matrix m;
+};
+
 struct cuda_ctx {
     const struct model *m;
     struct shard shard;
@@ -78,6 +88,13 @@ struct cuda_ctx {
     float *att_scratch, *logits;         /* logits (max_rows, vocab) */
     int32_t *tokens;                     /* (max_rows) */
     float *host_x;                       /* (max_rows, dim) for layer hooks */
+    /* exits evaluated in place (exit_head) */
+    float *adapted, *low;   /* (max_rows, dim): h + A(h); v · h of a low-rank adapter */
+    void *head_scratch;     /* cuda_head_scratch_bytes(vocab) */
+    float *head_out;        /* (3, max_rows): argmax ids (int32), their logits, lse */
+    float *host_head_out;   /* the same, downloaded in one copy */
+    struct dev_adapter *adapters;
+    int n_adapters;
 };
 
 /* The device copy of one sequence's KV cache: (n_layers, n_ctx, kv_dim) each. */
@@ -175,6 +192,13 @@ static void cuda_ctx_free(void *ctx)
         cuda_free(bufs[i]);
     cuda_free(g->tokens);
     free(g->host_x);
+    void *head_bufs[] = {g->adapted, g->low, g->head_scratch, g->head_out};
+    for (size_t i = 0; i < sizeof head_bufs / sizeof head_bufs[0]; i++)
+        cuda_free(head_bufs[i]);
+    free(g->host_head_out);
+    for (int i = 0; i < g->n_adapters; i++)
+        free_matrix(&g->adapters[i].m);
+    free(g->adapters);
     free(g);
 }
 
@@ -266,8 +290,14 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
     g->logits = cuda_alloc(sizeof(float) * r * c->vocab);
     g->tokens = cuda_alloc(sizeof(int32_t) * r);
     g->host_x = malloc(sizeof(float) * r * c->dim);
+    g->adapted = cuda_alloc(sizeof(float) * r * c->dim);
+    g->low = cuda_alloc(sizeof(float) * r * c->dim);
+    g->head_scratch = cuda_alloc(cuda_head_scratch_bytes(c->vocab));
+    g->head_out = cuda_alloc(sizeof(float) * 3 * r);
+    g->host_head_out = malloc(sizeof(float) * 3 * r);
     if (!ok || !g->output_norm || !g->rope_inv_freq || !g->x || !g->h || !g->q || !g->att ||
-        !g->gate || !g->up || !g->att_scratch || !g->logits || !g->tokens || !g->host_x) {
+        !g->gate || !g->up || !g->att_scratch || !g->logits || !g->tokens || !g->host_x ||
+        !g->adapted || !g->low || !g->head_scratch || !g->head_out || !g->host_head_out) {
         cuda_ctx_free(g);
         snprintf(err, errlen, "device cuda: out of device memory for the model");
         return NULL;
@@ -348,7 +378,7 @@ static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev
 }
 
 static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_request *req, int row0,
-                       int n, char *err, size_t errlen)
+                       int n, bool in_place, char *err, size_t errlen)
 {
     struct cuda_ctx *g = ctx;
     const struct model_config *c = &g->m->cfg;
@@ -361,8 +391,10 @@ static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_requ
     for (int l = 0; l < c->n_layers; l++) {
         block_forward(g, kv, d, l, n, pos0);
         if (req->hook) {
-            cuda_download(g->host_x, g->x, sizeof(float) * n * c->dim);
-            if (!req->hook(req->hook_ctx, l, g->host_x, row0, n)) {
+            /* In place, the hook's exits read g->x here (cuda_exit_head). */
+            if (!in_place)
+                cuda_download(g->host_x, g->x, sizeof(float) * n * c->dim);
+            if (!req->hook(req->hook_ctx, l, in_place ? NULL : g->host_x, row0, n)) {
                 snprintf(err, errlen, "forward: pass aborted by layer hook");
                 return false;
             }
@@ -382,6 +414,98 @@ static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_requ
     return true;
 }
 
-const struct backend backend_cuda = {"cuda", cuda_ctx_new, cuda_ctx_free, cuda_chunk};
+/* ---- exits in place ---- */
+
+static const struct dev_matrix *find_adapter(const struct cuda_ctx *g, const struct matrix *m)
+{
+    for (int i = 0; i < g->n_adapters; i++)
+        if (g->adapters[i].host == m->data)
+            return &g->adapters[i].m;
+    return NULL;
+}
+
+/* The device copy of an exit's adapter matrix, uploaded on first use. */
+static const struct dev_matrix *device_adapter(struct cuda_ctx *g, const struct matrix *m,
+                                               const char *name, char *why, size_t len)
+{
+    const struct dev_matrix *have = find_adapter(g, m);
+    if (have)
+        return have;
+    if (!check_matrix(m, name, why, len))
+        return NULL;
+    struct dev_adapter *grown = realloc(g->adapters, sizeof *grown * (g->n_adapters + 1));
+    if (!grown) {
+        snprintf(why, len, "out of memory");
+        return NULL;
+    }
+    g->adapters = grown;
+    struct dev_adapter *a = &g->adapters[g->n_adapters];
+    a->host = m->data;
+    if (!upload_slice(&a->m, m, 0, m->rows, 0, m->cols)) {
+        free_matrix(&a->m);
+        snprintf(why, len, "device cuda: out of device memory for %s", name);
+        return NULL;
+    }
+    g->n_adapters++;
+    return &a->m;
+}
+
+static bool cuda_exit_head_prepare(void *ctx, const struct exit_head *h, char *why, size_t len)
+{
+    struct cuda_ctx *g = ctx;
+    char name[64];
+    if (h->adapter == EXIT_FULL_ADAPTER) {
+        snprintf(name, sizeof name, "exit.%d.adapter.weight", h->layer);
+        return device_adapter(g, &h->a, name, why, len) != NULL;
+    }
+    if (h->adapter == EXIT_LOW_RANK_ADAPTER) {
+        snprintf(name, sizeof name, "exit.%d.adapter_v.weight", h->layer);
+        if (!device_adapter(g, &h->v, name, why, len))
+            return false;
+        snprintf(name, sizeof name, "exit.%d.adapter_u.weight", h->layer);
+        return device_adapter(g, &h->u, name, why, len) != NULL;
+    }
+    return true;
+}
+
+/* exit_head_eval on the device: the adapter as GEMVs and an add, then the
+ * fused head (norm, LM head, log-sum-exp, top-1) in groups of 16 rows; only
+ * the ids, their logits and the lse come back (and the logits if asked). */
+static void cuda_exit_head_eval(void *ctx, const struct exit_head *h, int n,
+                                struct exit_result *out, float *logits)
+{
+    struct cuda_ctx *g = ctx;
+    const struct model_config *c = &g->m->cfg;
+    const float *x = g->x;
+    /* cuda_exit_head_prepare uploaded the adapters before the pass. */
+    if (h->adapter == EXIT_FULL_ADAPTER) {
+        gemv(g->adapted, find_adapter(g, &h->a), x, n);
+    } else if (h->adapter == EXIT_LOW_RANK_ADAPTER) {
+        gemv(g->low, find_adapter(g, &h->v), x, n);
+        gemv(g->adapted, find_adapter(g, &h->u), g->low, n);
+    }
+    if (h->adapter != EXIT_NO_ADAPTER) {
+        cuda_add(g->adapted, x, (long)n * c->dim, (long)n * c->dim, 0);
+        x = g->adapted;
+    }
+    int32_t *top_id = (int32_t *)g->head_out;
+    float *top_logit = g->head_out + g->max_rows, *lse = g->head_out + 2 * g->max_rows;
+    for (int r0 = 0; r0 < n; r0 += 16) {
+        int rows = n - r0 < 16 ? n - r0 : 16;
+        cuda_exit_head(x + (long)r0 * c->dim, rows, c->dim, g->output_norm, c->rms_eps,
+                       g->output.data, g->output.type, c->vocab, 1, top_id + r0, top_logit + r0,
+                       lse + r0, logits ? g->logits + (long)r0 * c->vocab : NULL, g->head_scratch);
+    }
+    cuda_download(g->host_head_out, g->head_out, sizeof(float) * 3 * g->max_rows);
+    const int32_t *id = (const int32_t *)g->host_head_out;
+    const float *top = g->host_head_out + g->max_rows, *l = g->host_head_out + 2 * g->max_rows;
+    for (int r = 0; r < n; r++)
+        out[r] = (struct exit_result){id[r], (float)exp((double)top[r] - l[r])};
+    if (logits)
+        cuda_download(logits, g->logits, sizeof(float) * n * c->vocab);
+}
+
+const struct backend backend_cuda = {"cuda", cuda_ctx_new, cuda_ctx_free, cuda_chunk,
+                                     cuda_exit_head_prepare, cuda_exit_head_eval};
 
 #endif

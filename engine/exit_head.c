@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "../kernels/cpu/matmul.h"
+#include "backend.h"
 #include "../kernels/cpu/ops.h"
 
 struct exit_eval {
@@ -129,6 +130,7 @@ void exit_head_eval(struct exit_eval *ev, const struct exit_head *h, const float
 /* ---- exits inside a pass ---- */
 
 struct exit_pass {
+    struct forward_ctx *fc;
     const struct exit_set *s;
     struct exit_eval *ev;
     bool want_logits;
@@ -148,9 +150,22 @@ static bool exit_hook(void *ctx, int layer, const float *hidden, int first_row, 
         if (p->s->heads[i].layer != layer)
             continue;
         struct exit_eval *ev = p->ev;
-        exit_head_eval(ev, &p->s->heads[i], hidden, n_rows, ev->res, ev->logits);
+        if (hidden)
+            exit_head_eval(ev, &p->s->heads[i], hidden, n_rows, ev->res, ev->logits);
+        else /* in place: the stream stays on the device */
+            forward_exit_head(p->fc, &p->s->heads[i], n_rows, ev->res,
+                              p->want_logits ? ev->logits : NULL);
         p->fn(p->fn_ctx, i, first_row, n_rows, ev->res, p->want_logits ? ev->logits : NULL);
     }
+    return true;
+}
+
+bool forward_exits_in_place(struct forward_ctx *fc, const struct exit_set *s, char *why,
+                            size_t len)
+{
+    for (int i = 0; i < s->n; i++)
+        if (!forward_exit_head_prepare(fc, &s->heads[i], why, len))
+            return false;
     return true;
 }
 
@@ -162,11 +177,13 @@ bool forward_exits(struct forward_ctx *fc, struct kv_cache *kv, const struct for
         snprintf(err, errlen, "forward_exits: the request already has a layer hook");
         return false;
     }
-    struct exit_pass p = {s, ev, want_logits, fn, fn_ctx, false};
+    struct exit_pass p = {fc, s, ev, want_logits, fn, fn_ctx, false};
     struct forward_request r = *req;
     r.hook = exit_hook;
     r.hook_ctx = &p;
-    bool ok = forward(fc, kv, &r, err, errlen);
+    char why[256];
+    bool ok = forward_exits_in_place(fc, s, why, sizeof why) ? forward_in_place(fc, kv, &r, err, errlen)
+                                                              : forward(fc, kv, &r, err, errlen);
     if (p.too_many_rows)
         snprintf(err, errlen, "forward_exits: the exit evaluator holds %d rows, fewer than the "
                               "forward context's chunks", ev->max_rows);

@@ -85,4 +85,18 @@ bool forward_exits(struct forward_ctx *fc, struct kv_cache *kv, const struct for
                    const struct exit_set *s, struct exit_eval *ev, bool want_logits, exit_fn fn,
                    void *fn_ctx, char *err, size_t errlen);
 
+/* Where forward_exits on fc evaluates the exits of s. true: where the pass
+ * runs — on a CUDA context, the fused head kernel (adapters as device GEMVs
+ * before it) reads the residual stream on the device, and only each row's
+ * argmax and probability (and the logits when asked) come back; the stream
+ * is not copied to the host. false, with the reason in why: on the host by
+ * exit_head_eval, from the stream copied back after every layer — the CPU
+ * backend, or a CUDA context with an exit whose adapter the device GEMV
+ * cannot take (one such exit sends every exit of s to the host). Makes the
+ * device copies of the adapters on first use; forward_exits asks it on
+ * every call. Results agree with the host path by argmax (exactly, barring
+ * ties within rounding) and probability (docs/cuda.md). */
+bool forward_exits_in_place(struct forward_ctx *fc, const struct exit_set *s, char *why,
+                            size_t len);
+
 #endif

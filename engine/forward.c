@@ -65,8 +65,8 @@ const char *forward_device(const struct forward_ctx *fc)
     return fc->be->name;
 }
 
-bool forward(struct forward_ctx *fc, struct kv_cache *kv, const struct forward_request *req,
-             char *err, size_t errlen)
+static bool run(struct forward_ctx *fc, struct kv_cache *kv, const struct forward_request *req,
+                bool in_place, char *err, size_t errlen)
 {
     const struct model_config *c = &fc->m->cfg;
     if (req->n < 1 || req->first_logit_row < 0 || req->first_logit_row > req->n ||
@@ -100,10 +100,38 @@ bool forward(struct forward_ctx *fc, struct kv_cache *kv, const struct forward_r
     int len0 = kv->len;
     for (int row0 = 0; row0 < req->n; row0 += fc->max_rows) {
         int n = req->n - row0 < fc->max_rows ? req->n - row0 : fc->max_rows;
-        if (!fc->be->chunk(fc->impl, kv, req, row0, n, err, errlen)) {
+        if (!fc->be->chunk(fc->impl, kv, req, row0, n, in_place, err, errlen)) {
             kv->len = len0;
             return false;
         }
     }
     return true;
+}
+
+bool forward(struct forward_ctx *fc, struct kv_cache *kv, const struct forward_request *req,
+             char *err, size_t errlen)
+{
+    return run(fc, kv, req, false, err, errlen);
+}
+
+bool forward_in_place(struct forward_ctx *fc, struct kv_cache *kv,
+                      const struct forward_request *req, char *err, size_t errlen)
+{
+    return run(fc, kv, req, fc->be->exit_head != NULL, err, errlen);
+}
+
+bool forward_exit_head_prepare(struct forward_ctx *fc, const struct exit_head *h, char *why,
+                               size_t len)
+{
+    if (!fc->be->exit_head_prepare) {
+        snprintf(why, len, "device %s evaluates exits on the host", fc->be->name);
+        return false;
+    }
+    return fc->be->exit_head_prepare(fc->impl, h, why, len);
+}
+
+void forward_exit_head(struct forward_ctx *fc, const struct exit_head *h, int n,
+                       struct exit_result *out, float *logits)
+{
+    fc->be->exit_head(fc->impl, h, n, out, logits);
 }

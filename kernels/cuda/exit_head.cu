@@ -199,6 +199,13 @@ static void head_launch(head_partial *part, float *logits, const float *x, int n
                   eps, w, vocab, k);
 }
 
+static unsigned long launches;
+
+extern "C" unsigned long cuda_exit_head_launches(void)
+{
+    return launches;
+}
+
 extern "C" void cuda_exit_head(const float *hidden, int n, int dim, const float *norm_w, float eps,
                                const void *head, int type, int vocab, int top_k, int32_t *top_id,
                                float *top_logit, float *lse, float *logits, void *scratch)
@@ -208,6 +215,7 @@ extern "C" void cuda_exit_head(const float *hidden, int n, int dim, const float 
         abort();
     }
     head_partial *part = (head_partial *)scratch;
+    launches++;
     WEIGHT_TYPE_DISPATCH(type, T,
                          head_launch<T>(part, logits, hidden, n, dim, norm_w, eps, head, vocab,
                                         top_k));

@@ -98,6 +98,9 @@ size_t cuda_head_scratch_bytes(int vocab);
 void cuda_exit_head(const float *hidden, int n, int dim, const float *norm_w, float eps,
                     const void *head, int type, int vocab, int top_k, int32_t *top_id,
                     float *top_logit, float *lse, float *logits, void *scratch);
+/* Calls of cuda_exit_head so far in this process: tests check that the
+ * engine evaluates exits with it. */
+unsigned long cuda_exit_head_launches(void);
 
 /* Sampling from a head's top list (ids, logits sorted descending, n_cand per
  * row): temperature, then the first top_k (<= n_cand), then the smallest

@@ -1,0 +1,268 @@
+/* Early exits on the CUDA backend, run on the host harness: forward_exits on
+ * a CUDA context evaluates every exit with the fused head on the device
+ * (adapters as device GEMVs before it) and its verdicts — argmax, its
+ * probability, the logits — match the CPU backend's; an adapter the device
+ * cannot take sends the exits to the host path, with a reason. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/exits.h"
+#include "engine/sample.h"
+#include "kernels/cuda/ops.h"
+
+#define FIXTURES "tests/golden/fixtures/"
+#define DIM 64
+#define CTX 64
+#define MAX_ROWS 24
+#define N 20      /* rows of the pass: one chunk, two groups of the fused head */
+#define N_EXITS 3
+/* The device's probability is exp(top - lse) in float; the CPU's 1 / Σ exp
+ * in double: they differ by float rounding (measured ~2e-6). */
+#define PROB_TOL 1e-5
+/* Exit logits: adapter GEMVs and head differ from the CPU in summation
+ * order only (f32/f16 weights, f32 adapters). */
+#define LOGIT_NMSE 1e-10
+
+static char tmp_dir[64];
+
+static void fill_random(float *x, int n, float scale, uint64_t seed)
+{
+    struct rng g;
+    rng_seed(&g, seed);
+    for (int i = 0; i < n; i++)
+        x[i] = scale * (float)(2.0 * rng_uniform(&g) - 1.0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/test_cuda_exits_XXXXXX",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+    return mkdtemp(tmp_dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
+    return system(cmd);
+}
+
+/* The fixture's two blocks twice (4 layers), exits at 0 (full adapter), 1
+ * (none) and 2 (low rank `rank`), written to tmp_dir/name and loaded. */
+static struct model *model_with_exits(const char *fixture, int rank, const char *name)
+{
+    static float a[DIM * DIM], u[DIM * DIM], v[DIM * DIM];
+    fill_random(a, DIM * DIM, 0.1f, 1);
+    fill_random(u, DIM * rank, 0.3f, 2);
+    fill_random(v, rank * DIM, 0.3f, 3);
+    char path[256], err[512];
+    snprintf(path, sizeof path, FIXTURES "%s", fixture);
+    struct gguf_file *src = gguf_open(path, err, sizeof err);
+    if (!src)
+        fail_msg("%s", err);
+    struct gguf_writer *w = gguf_writer_new();
+    gguf_copy_kv(w, src);
+    gguf_set_u32(w, "llama.block_count", 4);
+    for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
+        const struct gguf_tensor *t = gguf_tensor_at(src, i);
+        gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, NULL, NULL);
+        int l;
+        char rest[64], again[96];
+        if (sscanf(t->name, "blk.%d.%63s", &l, rest) == 2) {
+            snprintf(again, sizeof again, "blk.%d.%s", l + 2, rest);
+            gguf_add_tensor(w, again, t->type, t->n_dims, t->ne, t->data, NULL, NULL);
+        }
+    }
+    gguf_set_arr_i32(w, "tandem.exit.layers", (int32_t[]){0, 1, 2}, N_EXITS);
+    gguf_set_arr_f32(w, "tandem.exit.thresholds", (float[]){0.5f, 0.6f, 0.7f}, N_EXITS);
+    gguf_add_tensor(w, "exit.0.adapter.weight", DTYPE_F32, 2, (uint64_t[]){DIM, DIM}, a, NULL,
+                    NULL);
+    gguf_add_tensor(w, "exit.2.adapter_u.weight", DTYPE_F32, 2, (uint64_t[]){rank, DIM}, u, NULL,
+                    NULL);
+    gguf_add_tensor(w, "exit.2.adapter_v.weight", DTYPE_F32, 2, (uint64_t[]){DIM, rank}, v, NULL,
+                    NULL);
+    snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
+    if (!gguf_writer_write(w, path, NULL, NULL, err, sizeof err))
+        fail_msg("%s", err);
+    gguf_writer_free(w);
+    gguf_close(src);
+    struct model *m = model_load(path, err, sizeof err);
+    if (!m)
+        fail_msg("%s", err);
+    return m;
+}
+
+/* What forward_exits hands out, per exit. */
+struct exit_log {
+    int vocab, calls;
+    struct exit_result res[N_EXITS][N];
+    float *logits[N_EXITS]; /* (N, vocab) */
+};
+
+static void log_exit(void *ctx, int exit, int first_row, int n_rows, const struct exit_result *res,
+                     const float *logits)
+{
+    struct exit_log *log = ctx;
+    log->calls++;
+    memcpy(&log->res[exit][first_row], res, sizeof *res * n_rows);
+    if (logits)
+        memcpy(log->logits[exit] + (long)first_row * log->vocab, logits,
+               sizeof(float) * n_rows * log->vocab);
+}
+
+static double nmse(const float *a, const float *ref, long n)
+{
+    double err = 0, norm = 0;
+    for (long i = 0; i < n; i++) {
+        err += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        norm += (double)ref[i] * ref[i];
+    }
+    return err / norm;
+}
+
+struct run {
+    struct exit_log log;
+    float *final; /* (N, vocab) the pass's own logits */
+};
+
+/* A prefix, then N rows through forward_exits on `device`. */
+static struct run run_exits(const char *device, struct model *m, const struct exit_set *s,
+                            struct threadpool *tp)
+{
+    char err[256];
+    int vocab = m->cfg.vocab;
+    struct forward_ctx *fc = forward_ctx_new_on(device, m, tp, MAX_ROWS, CTX, err, sizeof err);
+    struct exit_eval *ev = exit_eval_new(m, s, tp, MAX_ROWS);
+    struct kv_cache *kv = kv_new(&m->cfg, CTX);
+    if (!fc || !ev || !kv)
+        fail_msg("%s: %s", device, err);
+    int32_t prefix[3] = {4, 5, 6}, tokens[N];
+    for (int i = 0; i < N; i++)
+        tokens[i] = (int32_t)((i * 37 + 11) % vocab);
+    struct forward_request pre = {prefix, 3, 3, NULL, NULL, NULL};
+    assert_true(forward(fc, kv, &pre, err, sizeof err));
+    struct run r = {{vocab, 0, {{{0, 0}}}, {NULL}}, malloc(sizeof(float) * N * vocab)};
+    for (int e = 0; e < N_EXITS; e++)
+        r.log.logits[e] = malloc(sizeof(float) * N * vocab);
+    struct forward_request req = {tokens, N, 0, r.final, NULL, NULL};
+    if (!forward_exits(fc, kv, &req, s, ev, true, log_exit, &r.log, err, sizeof err))
+        fail_msg("%s: %s", device, err);
+    assert_int_equal(r.log.calls, N_EXITS);
+    kv_free(kv);
+    exit_eval_free(ev);
+    forward_ctx_free(fc);
+    return r;
+}
+
+static void run_free(struct run *r)
+{
+    for (int e = 0; e < N_EXITS; e++)
+        free(r->log.logits[e]);
+    free(r->final);
+}
+
+/* Verdicts of the CUDA run equal the CPU run's: ids exactly, probabilities
+ * within PROB_TOL, exit and final logits by NMSE. */
+static void compare(const struct run *cuda, const struct run *cpu, int vocab, const char *what)
+{
+    double worst_p = 0, worst_l = 0;
+    for (int e = 0; e < N_EXITS; e++) {
+        for (int r = 0; r < N; r++) {
+            assert_int_equal(cuda->log.res[e][r].token, cpu->log.res[e][r].token);
+            double dp = fabs((double)cuda->log.res[e][r].prob - cpu->log.res[e][r].prob);
+            worst_p = dp > worst_p ? dp : worst_p;
+        }
+        double l = nmse(cuda->log.logits[e], cpu->log.logits[e], (long)N * vocab);
+        worst_l = l > worst_l ? l : worst_l;
+    }
+    double f = nmse(cuda->final, cpu->final, (long)N * vocab);
+    printf("  %-28s ids equal, |dprob| <= %.2e (tol %.0e), exit logits nmse %.2e, final %.2e\n",
+           what, worst_p, PROB_TOL, worst_l, f);
+    assert_true(worst_p <= PROB_TOL);
+    assert_true(worst_l <= LOGIT_NMSE);
+    assert_true(f <= LOGIT_NMSE);
+}
+
+/* All three exits (full, none, low-rank 8) run on the device: one fused
+ * head call per exit and group of 16 rows, nothing on the host. */
+static void test_device_head(void **state)
+{
+    (void)state;
+    const char *fixtures[] = {"tiny-llama-f32.gguf", "tiny-llama-f16.gguf"};
+    for (size_t fi = 0; fi < sizeof fixtures / sizeof fixtures[0]; fi++) {
+        struct model *m = model_with_exits(fixtures[fi], 8, "exits.gguf");
+        struct threadpool *tp = threadpool_new(1);
+        struct exit_set s;
+        char err[256], why[256];
+        if (!exits_load(m, &s, err, sizeof err))
+            fail_msg("%s", err);
+        struct forward_ctx *probe = forward_ctx_new_on("cpu", m, tp, MAX_ROWS, CTX, err, sizeof err);
+        assert_false(forward_exits_in_place(probe, &s, why, sizeof why));
+        assert_non_null(strstr(why, "device cpu evaluates exits on the host"));
+        forward_ctx_free(probe);
+        probe = forward_ctx_new_on("cuda", m, tp, MAX_ROWS, CTX, err, sizeof err);
+        assert_true(forward_exits_in_place(probe, &s, why, sizeof why));
+        forward_ctx_free(probe);
+
+        struct run cpu = run_exits("cpu", m, &s, tp);
+        unsigned long before = cuda_exit_head_launches();
+        struct run cuda = run_exits("cuda", m, &s, tp);
+        /* The device head did the work: 3 exits x 2 groups (16 + 4 rows). */
+        assert_int_equal(cuda_exit_head_launches() - before, N_EXITS * 2);
+        compare(&cuda, &cpu, m->cfg.vocab, fixtures[fi]);
+        run_free(&cpu);
+        run_free(&cuda);
+        exits_free(&s);
+        threadpool_free(tp);
+        model_free(m);
+    }
+}
+
+/* A low-rank adapter of rank 6 has rows of 6 floats, which the GEMV's 4-float
+ * loads cannot take: every exit goes to the host path (the stream copied back
+ * after each layer), no fused head runs, the verdicts are the CPU's. */
+static void test_host_fallback(void **state)
+{
+    (void)state;
+    struct model *m = model_with_exits("tiny-llama-f32.gguf", 6, "exits-rank6.gguf");
+    struct threadpool *tp = threadpool_new(1);
+    struct exit_set s;
+    char err[256], why[256];
+    if (!exits_load(m, &s, err, sizeof err))
+        fail_msg("%s", err);
+    struct forward_ctx *probe = forward_ctx_new_on("cuda", m, tp, MAX_ROWS, CTX, err, sizeof err);
+    assert_false(forward_exits_in_place(probe, &s, why, sizeof why));
+    printf("  host fallback: %s\n", why);
+    assert_non_null(strstr(why, "exit.2.adapter_u.weight has 6 columns"));
+    forward_ctx_free(probe);
+    struct run cpu = run_exits("cpu", m, &s, tp);
+    unsigned long before = cuda_exit_head_launches();
+    struct run cuda = run_exits("cuda", m, &s, tp);
+    assert_int_equal(cuda_exit_head_launches(), before);
+    compare(&cuda, &cpu, m->cfg.vocab, "rank-6 adapter, host path");
+    run_free(&cpu);
+    run_free(&cuda);
+    exits_free(&s);
+    threadpool_free(tp);
+    model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_device_head),
+        cmocka_unit_test(test_host_fallback),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
