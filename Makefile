@@ -102,6 +102,10 @@ build/bench/engine_bench: build/rel/bench/engine_bench.o $(REL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+build/bench/matmul_bench: build/rel/bench/matmul_bench.o $(REL_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 build/bench/exit_bench: build/rel/bench/exit_bench.o $(REL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)

@@ -1,0 +1,113 @@
+/* matmul_bench: one matmul back end's speed on a stack of weight matrices too
+ * big for any cache, as a table on stdout.
+ *
+ *   matmul_bench DTYPE IN OUT MATRICES THREADS [REPS [BACKEND [LOOPS]]]
+ *
+ * Each rep runs matmul over all MATRICES (IN x OUT, DTYPE) in turn, so weights
+ * stream from memory as in a forward pass; for every back end this build has
+ * and k = 1..8 rows it prints the median weight-read rate (GB/s) and the time
+ * of a k-row pass over the 1-row pass (or for the one back end named). LOOPS
+ * repeats each timed pass, for matrices small enough to stay in cache: their
+ * rate is the back end's compute speed. Back ends alternate rep by rep, so a
+ * slow spell of the machine lands on all alike. For tuning the kernels; the
+ * numbers that count come from `make bench`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/clock.h"
+#include "kernels/cpu/matmul_impl.h"
+#include "kernels/cpu/quant.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 6) {
+        fprintf(stderr, "usage: matmul_bench DTYPE IN OUT MATRICES THREADS [REPS [BACKEND [LOOPS]]]\n");
+        return 2;
+    }
+    enum dtype t;
+    if (!dtype_from_name(argv[1], &t) || !dtype_is_supported(t)) {
+        fprintf(stderr, "matmul_bench: unknown dtype '%s'\n", argv[1]);
+        return 2;
+    }
+    const int in = atoi(argv[2]), out = atoi(argv[3]), n_mat = atoi(argv[4]),
+              threads = atoi(argv[5]), reps = argc > 6 ? atoi(argv[6]) : 9,
+              loops = argc > 8 ? atoi(argv[8]) : 1;
+    enum { KMAX = 8 };
+    const size_t row = dtype_row_bytes(t, (uint64_t)in), mat = row * (size_t)out;
+    uint8_t *w = malloc(mat * (size_t)n_mat);
+    float *x = malloc(sizeof(float) * KMAX * (size_t)in), *y = malloc(sizeof(float) * KMAX * (size_t)out);
+    void *scratch = malloc(matmul_scratch_bytes(t, KMAX, in) + 64);
+    struct threadpool *tp = threadpool_new(threads);
+    if (!w || !x || !y || !scratch || !tp) {
+        fprintf(stderr, "matmul_bench: out of memory\n");
+        return 1;
+    }
+    /* Random bytes are valid weights but for the fp16/bf16 scales and
+     * float elements: fill rows by quantizing random floats. */
+    float *rowf = malloc(sizeof(float) * (size_t)in);
+    uint64_t s = 88172645463325252ull;
+    for (size_t r = 0; r < (size_t)out * (size_t)n_mat; r++) {
+        for (int i = 0; i < in; i++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            rowf[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+        }
+        quantize_row(t, rowf, w + r * row, in);
+    }
+    for (int i = 0; i < KMAX * in; i++)
+        x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+
+    const struct matmul_backend *be[8];
+    int nb = 0;
+    for (int b = 0; b < matmul_backend_count && nb < 8; b++)
+        if (argc < 8 || strcmp(argv[7], matmul_backends[b]->name) == 0)
+            be[nb++] = matmul_backends[b];
+    if (nb == 0) {
+        fprintf(stderr, "matmul_bench: no back end '%s' in this build\n", argv[7]);
+        return 2;
+    }
+    double *times = malloc(sizeof(double) * (size_t)nb * KMAX * (size_t)reps);
+    for (int rep = 0; rep < reps; rep++)
+        for (int k = 1; k <= KMAX; k++)
+            for (int b = 0; b < nb; b++) {
+                double t0 = clock_now_s();
+                for (int l = 0; l < loops; l++)
+                    for (int m = 0; m < n_mat; m++)
+                        matmul_with(be[b], tp, y, w + (size_t)m * mat, t, x, k, in, out, scratch);
+                times[((size_t)b * KMAX + (size_t)(k - 1)) * (size_t)reps + (size_t)rep] =
+                    (clock_now_s() - t0) / loops;
+            }
+    printf("%s %d x %d, %d matrices (%.0f MB), %d threads, median of %d\n", argv[1], in, out, n_mat,
+           (double)mat * n_mat / 1e6, threads, reps);
+    printf("%-8s", "backend");
+    for (int k = 1; k <= KMAX; k++)
+        printf("  k=%d GB/s ratio", k);
+    printf("\n");
+    for (int b = 0; b < nb; b++) {
+        printf("%-8s", be[b]->name);
+        double base = 0;
+        for (int k = 1; k <= KMAX; k++) {
+            double *tk = times + ((size_t)b * KMAX + (size_t)(k - 1)) * (size_t)reps;
+            qsort(tk, (size_t)reps, sizeof *tk, cmp_double);
+            const double med = tk[reps / 2];
+            if (k == 1)
+                base = med;
+            printf("  %9.1f %5.2f", (double)mat * n_mat / med / 1e9, med / base);
+        }
+        printf("\n");
+    }
+    threadpool_free(tp);
+    free(times);
+    free(rowf);
+    free(scratch);
+    free(y);
+    free(x);
+    free(w);
+    return 0;
+}
