@@ -86,6 +86,7 @@ struct cuda_ctx {
     /* activations, as in the CPU backend */
     float *x, *h, *q, *att, *gate, *up; /* (max_rows, ...) */
     float *att_scratch, *logits;         /* logits (max_rows, vocab) */
+    void *gemm_scratch;                  /* x as f16 for cuda_gemm; NULL if max_rows <= 16 */
     int32_t *tokens;                     /* (max_rows) */
     float *host_x;                       /* (max_rows, dim) for layer hooks */
     /* exits evaluated in place (exit_head) */
@@ -191,6 +192,7 @@ static void cuda_ctx_free(void *ctx)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         cuda_free(bufs[i]);
     cuda_free(g->tokens);
+    cuda_free(g->gemm_scratch);
     free(g->host_x);
     void *head_bufs[] = {g->adapted, g->low, g->head_scratch, g->head_out};
     for (size_t i = 0; i < sizeof head_bufs / sizeof head_bufs[0]; i++)
@@ -289,6 +291,10 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
         sizeof(float) * cuda_attention_scratch_floats(max_rows, c->n_heads, c->head_dim, max_ctx));
     g->logits = cuda_alloc(sizeof(float) * r * c->vocab);
     g->tokens = cuda_alloc(sizeof(int32_t) * r);
+    int max_in = c->dim > q_dim ? c->dim : q_dim;
+    max_in = max_in > c->ffn_dim ? max_in : c->ffn_dim;
+    if (max_rows > CUDA_GEMV_MAX_ROWS)
+        g->gemm_scratch = cuda_alloc(cuda_gemm_scratch_bytes(max_rows, max_in));
     g->host_x = malloc(sizeof(float) * r * c->dim);
     g->adapted = cuda_alloc(sizeof(float) * r * c->dim);
     g->low = cuda_alloc(sizeof(float) * r * c->dim);
@@ -297,7 +303,8 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
     g->host_head_out = malloc(sizeof(float) * 3 * r);
     if (!ok || !g->output_norm || !g->rope_inv_freq || !g->x || !g->h || !g->q || !g->att ||
         !g->gate || !g->up || !g->att_scratch || !g->logits || !g->tokens || !g->host_x ||
-        !g->adapted || !g->low || !g->head_scratch || !g->head_out || !g->host_head_out) {
+        !g->adapted || !g->low || !g->head_scratch || !g->head_out || !g->host_head_out ||
+        (max_rows > CUDA_GEMV_MAX_ROWS && !g->gemm_scratch)) {
         cuda_ctx_free(g);
         snprintf(err, errlen, "device cuda: out of device memory for the model");
         return NULL;
@@ -335,9 +342,17 @@ static struct kv_dev *kv_device(struct kv_cache *kv, char *err, size_t errlen)
     return d;
 }
 
-static void gemv(float *y, const struct dev_matrix *w, const float *x, int n)
+/* y (n, w->rows) = x · wᵀ. Up to 16 rows (decode, verify, short prompts):
+ * the batch-invariant GEMV. More (chunks of a long prefill): cuBLAS for F32
+ * and F16 weights, whose bits depend on n (docs/cuda.md: what that changes);
+ * Q8_0 stays on the GEMV in groups of 16. */
+static void gemv(const struct cuda_ctx *g, float *y, const struct dev_matrix *w, const float *x,
+                 int n)
 {
-    cuda_gemv(y, w->data, w->type, x, n, w->cols, w->rows, 0);
+    if (n > CUDA_GEMV_MAX_ROWS && cuda_gemm_type_supported(w->type))
+        cuda_gemm(y, w->data, w->type, x, n, w->cols, w->rows, g->gemm_scratch);
+    else
+        cuda_gemv(y, w->data, w->type, x, n, w->cols, w->rows, 0);
 }
 
 /* One transformer block over n rows at positions pos0.., x updated in place. */
@@ -352,9 +367,9 @@ static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev
     float *k_new = k + (size_t)pos0 * kv_dim, *v_new = v + (size_t)pos0 * kv_dim;
 
     cuda_rmsnorm_rows(g->h, g->x, w->attn_norm, n, c->dim, c->rms_eps, 0);
-    gemv(g->q, &w->wq, g->h, n);
-    gemv(k_new, &w->wk, g->h, n);
-    gemv(v_new, &w->wv, g->h, n);
+    gemv(g, g->q, &w->wq, g->h, n);
+    gemv(g, k_new, &w->wk, g->h, n);
+    gemv(g, v_new, &w->wv, g->h, n);
     if (w->bq) {
         cuda_add(g->q, w->bq, (long)n * q_dim, q_dim, 0);
         cuda_add(k_new, w->bk, (long)n * kv_dim, kv_dim, 0);
@@ -364,15 +379,15 @@ static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev
     cuda_rope_rows(k_new, n, c->n_kv_heads, c->head_dim, pos0, g->rope_inv_freq, c->rope_neox, 0);
     cuda_attention(g->att, g->q, k, v, n, pos0, c->n_heads, c->n_kv_heads, c->head_dim,
                    g->max_ctx, g->att_scratch, 0);
-    gemv(g->h, &w->wo, g->att, n);
+    gemv(g, g->h, &w->wo, g->att, n);
     /* tensor parallel: all-reduce h over the ranks here */
     cuda_add(g->x, g->h, nd, nd, 0);
 
     cuda_rmsnorm_rows(g->h, g->x, w->ffn_norm, n, c->dim, c->rms_eps, 0);
-    gemv(g->gate, &w->w_gate, g->h, n);
-    gemv(g->up, &w->w_up, g->h, n);
+    gemv(g, g->gate, &w->w_gate, g->h, n);
+    gemv(g, g->up, &w->w_up, g->h, n);
     cuda_swiglu(g->gate, g->gate, g->up, (long)n * c->ffn_dim, 0);
-    gemv(g->h, &w->w_down, g->gate, n);
+    gemv(g, g->h, &w->w_down, g->gate, n);
     /* tensor parallel: all-reduce h over the ranks here */
     cuda_add(g->x, g->h, nd, nd, 0);
 }
@@ -407,7 +422,7 @@ static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_requ
         int rows = row0 + n - first;
         cuda_rmsnorm_rows(g->h, g->x + (long)(first - row0) * c->dim, g->output_norm, rows, c->dim,
                           c->rms_eps, 0);
-        gemv(g->logits, &g->output, g->h, rows);
+        gemv(g, g->logits, &g->output, g->h, rows);
         cuda_download(req->logits + (long)(first - req->first_logit_row) * c->vocab, g->logits,
                       sizeof(float) * rows * c->vocab);
     }
@@ -479,10 +494,10 @@ static void cuda_exit_head_eval(void *ctx, const struct exit_head *h, int n,
     const float *x = g->x;
     /* cuda_exit_head_prepare uploaded the adapters before the pass. */
     if (h->adapter == EXIT_FULL_ADAPTER) {
-        gemv(g->adapted, find_adapter(g, &h->a), x, n);
+        gemv(g, g->adapted, find_adapter(g, &h->a), x, n);
     } else if (h->adapter == EXIT_LOW_RANK_ADAPTER) {
-        gemv(g->low, find_adapter(g, &h->v), x, n);
-        gemv(g->adapted, find_adapter(g, &h->u), g->low, n);
+        gemv(g, g->low, find_adapter(g, &h->v), x, n);
+        gemv(g, g->adapted, find_adapter(g, &h->u), g->low, n);
     }
     if (h->adapter != EXIT_NO_ADAPTER) {
         cuda_add(g->adapted, x, (long)n * c->dim, (long)n * c->dim, 0);

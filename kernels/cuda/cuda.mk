@@ -14,7 +14,8 @@ CUDA_ARCHS ?= sm_75 sm_80 sm_86 sm_87 sm_90
 NVCC_FLAGS := -std=c++14 -O3 -lineinfo -I. -Werror all-warnings \
               -Xcompiler -Wall,-Wextra,-Werror \
               $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a:sm_%=%),code=$(a))
-CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -lcudart -lstdc++
+# cuBLAS: the GEMM of passes above 16 rows (kernels/cuda/gemm.cu).
+CUDA_LIBS  := -L$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 
 CUDA_SRC   := $(wildcard kernels/cuda/*.cu)
 CUDA_OBJ   := $(CUDA_SRC:%.cu=build/cuda/%.o)
@@ -69,7 +70,7 @@ test-gpu:
 	else $(MAKE) cuda bin/tandem && bash tests/cuda/gpu.sh; fi
 
 # ---- host harness (tests only) ----
-HARNESS_SRC := $(CUDA_SRC) kernels/cuda/host/harness.cpp
+HARNESS_SRC := $(CUDA_SRC) kernels/cuda/host/harness.cpp kernels/cuda/host/cublas.cpp
 HOST_CXXFLAGS := -std=c++17 -O1 -g -I. -Wall -Wextra -Werror -MMD -MP
 TSAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 # The CPU kernels the comparisons use, built again for TSan.

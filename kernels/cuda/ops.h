@@ -76,6 +76,20 @@ void cuda_swiglu(float *out, const float *gate, const float *up, long len, int b
 void cuda_gemv(float *y, const void *w, int type, const float *x, int n, int in, int out,
                int warps);
 
+/* The most rows a GEMV launch takes; the backend uses cuda_gemm above it. */
+#define CUDA_GEMV_MAX_ROWS 16
+
+/* The same product through cuBLAS (gemm.cu), for long prefills: F32 and F16
+ * weights only (cuda_gemm_type_supported). Not batch invariant: a row's bits
+ * depend on n. F16 rounds x to f16 (tensor-core GEMM, fp32 accumulation)
+ * into scratch: cuda_gemm_scratch_bytes(n, in) bytes or more. */
+bool cuda_gemm_type_supported(int type);
+size_t cuda_gemm_scratch_bytes(int max_rows, int max_in);
+void cuda_gemm(float *y, const void *w, int type, const float *x, int n, int in, int out,
+               void *scratch);
+/* Calls of cuda_gemm so far in this process (tests: which path a pass took). */
+unsigned long cuda_gemm_calls(void);
+
 /* Causal grouped-query attention over the cache, as attention() in
  * kernels/cpu/ops.h. k, v (n_ctx, n_kv_heads*head_dim) of one layer; rows at
  * positions pos0..pos0+n-1. The KV range is cut into fixed spans of

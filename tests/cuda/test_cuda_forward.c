@@ -15,6 +15,7 @@
 
 #include "engine/forward.h"
 #include "engine/sample.h"
+#include "kernels/cuda/ops.h"
 
 #define FIXTURES "tests/golden/fixtures/"
 #define SEQ 40
@@ -127,6 +128,62 @@ static void test_matches_cpu(void **state)
     }
 }
 
+/* Matrices a pass of more than 16 rows sends to cuBLAS: those not Q8_0. */
+static unsigned long gemm_matrices(const struct model *m)
+{
+    unsigned long n = m->output.type != DTYPE_Q8_0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const struct layer_weights *w = &m->layers[l];
+        const struct matrix *ms[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
+            n += ms[i]->type != DTYPE_Q8_0;
+    }
+    return n;
+}
+
+/* A prompt of SEQ rows in one pass of a context that takes them all: the
+ * CUDA backend's matmuls go through cuBLAS (F32, F16) or stay on the GEMV
+ * (Q8_0), and the logits still match the CPU backend's by NMSE. Then a few
+ * one-row decode steps on that cache, back on the GEMV, match as well.
+ * F16's bound is looser than the GEMV's: the GEMM takes activations in f16. */
+static void test_long_prefill(void **state)
+{
+    (void)state;
+    static const double gemm_bound[] = {1e-10, 1e-6, 1e-6, 5e-4};
+    enum { DECODE = 4 };
+    struct rng g;
+    rng_seed(&g, 11);
+    for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
+        struct rig r = rig_open(models[mi].file, SEQ);
+        int32_t tokens[SEQ + DECODE];
+        random_tokens(&g, tokens, SEQ + DECODE, r.vocab);
+        size_t bytes = sizeof(float) * (SEQ + DECODE) * r.vocab;
+        float *want = malloc(bytes), *got = malloc(bytes);
+        struct kv_cache *a = kv_new(&r.m->cfg, CTX), *b = kv_new(&r.m->cfg, CTX);
+        run_passes(r.cpu, a, tokens, SEQ + DECODE, (int[]){SEQ, 1}, 2, want, r.vocab);
+        unsigned long before = cuda_gemm_calls();
+        run_passes(r.cuda, b, tokens, SEQ, (int[]){SEQ}, 1, got, r.vocab);
+        unsigned long gemms = cuda_gemm_calls() - before;
+        assert_int_equal(gemms, gemm_matrices(r.m));
+        before = cuda_gemm_calls();
+        run_passes(r.cuda, b, tokens + SEQ, DECODE, (int[]){1}, 1, got + (long)SEQ * r.vocab,
+                   r.vocab);
+        assert_int_equal(cuda_gemm_calls(), before);
+        double e = nmse(got, want, (long)SEQ * r.vocab);
+        double d = nmse(got + (long)SEQ * r.vocab, want + (long)SEQ * r.vocab,
+                        (long)DECODE * r.vocab);
+        printf("  prefill %-22s %d rows in one pass (%lu cuBLAS GEMMs): nmse %.3e, then decode "
+               "%.3e (bound %.0e)\n",
+               models[mi].file, SEQ, gemms, e, d, gemm_bound[mi]);
+        assert_true(e <= gemm_bound[mi] && d <= gemm_bound[mi]);
+        kv_free(a);
+        kv_free(b);
+        free(want);
+        free(got);
+        rig_close(&r);
+    }
+}
+
 /* Prefix, draft k, truncate to j, continue == the same tokens without the
  * dropped draft, bit for bit, on the device KV cache. */
 static void test_rollback(void **state)
@@ -233,6 +290,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_cpu),
+        cmocka_unit_test(test_long_prefill),
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refusals),

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "engine/sample.h"
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/quant.h"
@@ -279,6 +280,51 @@ static void test_gemv(void **state)
     threadpool_free(tp);
 }
 
+/* cuBLAS GEMM (long prefills), F32 and F16 weights, more than 16 rows: f32
+ * against the double reference; f16 against the reference on x rounded to
+ * f16 (the path's one difference in kind) and, looser, on x itself. */
+static void test_gemm(void **state)
+{
+    (void)state;
+    const int shapes[][2] = {{64, 33}, {256, 40}}; /* in, out */
+    const int ns[] = {17, 40};
+    for (size_t ti = 0; ti < 2; ti++)
+        for (int si = 0; si < 2; si++)
+            for (int ni = 0; ni < 2; ni++) {
+                enum dtype t = weight_types[ti];
+                int in = shapes[si][0], out = shapes[si][1], n = ns[ni];
+                float *exact = fmalloc((long)out * in), *x = fmalloc((long)n * in);
+                float *xr = fmalloc((long)n * in), *y = fmalloc((long)n * out);
+                float *ref = fmalloc((long)n * out), *ref_r = fmalloc((long)n * out);
+                void *w = make_weights(t, out, in, exact);
+                fill(x, (long)n * in, 1.0f);
+                for (long i = 0; i < (long)n * in; i++)
+                    xr[i] = t == DTYPE_F16 ? fp16_to_f32(f32_to_fp16(x[i])) : x[i];
+                for (int r = 0; r < n; r++)
+                    for (int o = 0; o < out; o++) {
+                        const char *row = (const char *)w + dtype_row_bytes(t, in) * o;
+                        ref[(long)r * out + o] = (float)dot_reference(row, t, x + (long)r * in, in);
+                        ref_r[(long)r * out + o] =
+                            (float)dot_reference(row, t, xr + (long)r * in, in);
+                    }
+                void *dw = weights_to_dev(w, t, out, in);
+                float *dx = to_dev(x, sizeof(float) * n * in), *dy = dev_floats((long)n * out);
+                void *scratch = cuda_alloc(cuda_gemm_scratch_bytes(n, in));
+                unsigned long before = cuda_gemm_calls();
+                cuda_gemm(dy, dw, t, dx, n, in, out, scratch);
+                assert_int_equal(cuda_gemm_calls(), before + 1);
+                to_host(y, dy, sizeof(float) * n * out);
+                char shape[80];
+                snprintf(shape, sizeof shape, "type=%s in=%d out=%d n=%d", dtype_name(t), in, out,
+                         n);
+                check_nmse("gemm", shape, nmse(y, ref_r, (long)n * out), 1e-12);
+                check_nmse("gemm~x", shape, nmse(y, ref, (long)n * out),
+                           t == DTYPE_F16 ? 1e-6 : 1e-12);
+                cuda_free(dw); cuda_free(dx); cuda_free(dy); cuda_free(scratch);
+                free(exact); free(x); free(xr); free(y); free(ref); free(ref_r); free(w);
+            }
+}
+
 static void test_attention(void **state)
 {
     (void)state;
@@ -495,7 +541,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_embed),     cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_rope),      cmocka_unit_test(test_add_swiglu),
-        cmocka_unit_test(test_gemv),      cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_gemv),      cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_attention),
         cmocka_unit_test(test_exit_head), cmocka_unit_test(test_sample),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
