@@ -1,11 +1,15 @@
 /* The CUDA backend: the CPU backend's pass, op for op, on kernels/cuda.
  *
  * Weights are uploaded once per context (F32/F16 as in the file, Q8_0
- * repacked); activations stay on the device; only token ids go up and
- * logits (or, when a layer hook is set, the residual stream) come down. The
- * KV cache of a sequence gets a device copy on its first pass here (struct
- * kv_cache's dev), laid out like the host one, so rollback is still only
- * lowering kv->len.
+ * repacked); activations stay on the device; only the position and token
+ * ids go up and logits (or, when a layer hook is set and the exits do not
+ * run in place, the residual stream) come down. The KV cache of a sequence
+ * gets a device copy on its first pass here (struct kv_cache's dev), laid
+ * out like the host one, so rollback is still only lowering kv->len.
+ *
+ * Matrix products: the batch-invariant GEMV up to 16 rows, cuBLAS above
+ * (F32/F16). A plain 1-row decode step replays a CUDA graph of the whole
+ * step, which is why no launch argument depends on the position.
  *
  * Loading is shard-aware for the tensor-parallel target (DESIGN.md §9): each
  * matrix is uploaded as a row range (column-parallel: wq, wk, wv, w_gate,
@@ -87,7 +91,16 @@ struct cuda_ctx {
     float *x, *h, *q, *att, *gate, *up; /* (max_rows, ...) */
     float *att_scratch, *logits;         /* logits (max_rows, vocab) */
     void *gemm_scratch;                  /* x as f16 for cuda_gemm; NULL if max_rows <= 16 */
-    int32_t *tokens;                     /* (max_rows) */
+    int32_t *step;      /* (1 + max_rows): the chunk's first position, then its tokens */
+    int32_t *host_step; /* the same on the host, uploaded in one copy */
+    float *k_rows, *v_rows; /* (max_rows, kv_dim) new keys/values before cuda_kv_store */
+    /* The 1-row decode step as a CUDA graph, captured for one sequence's
+     * device KV (its layer addresses are launch arguments); NULL until the
+     * first step, or when TANDEM_CUDA_GRAPHS=0. */
+    struct cuda_graph *decode;
+    const float *decode_kv;
+    int decode_n_ctx;
+    bool graphs;
     float *host_x;                       /* (max_rows, dim) for layer hooks */
     /* exits evaluated in place (exit_head) */
     float *adapted, *low;   /* (max_rows, dim): h + A(h); v · h of a low-rank adapter */
@@ -191,7 +204,11 @@ static void cuda_ctx_free(void *ctx)
     float *bufs[] = {g->x, g->h, g->q, g->att, g->gate, g->up, g->att_scratch, g->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         cuda_free(bufs[i]);
-    cuda_free(g->tokens);
+    cuda_free(g->step);
+    free(g->host_step);
+    cuda_free(g->k_rows);
+    cuda_free(g->v_rows);
+    cuda_graph_free(g->decode);
     cuda_free(g->gemm_scratch);
     free(g->host_x);
     void *head_bufs[] = {g->adapted, g->low, g->head_scratch, g->head_out};
@@ -290,7 +307,12 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
     g->att_scratch = cuda_alloc(
         sizeof(float) * cuda_attention_scratch_floats(max_rows, c->n_heads, c->head_dim, max_ctx));
     g->logits = cuda_alloc(sizeof(float) * r * c->vocab);
-    g->tokens = cuda_alloc(sizeof(int32_t) * r);
+    g->step = cuda_alloc(sizeof(int32_t) * (r + 1));
+    g->host_step = malloc(sizeof(int32_t) * (r + 1));
+    g->k_rows = cuda_alloc(sizeof(float) * r * kv_dim);
+    g->v_rows = cuda_alloc(sizeof(float) * r * kv_dim);
+    const char *graphs = getenv("TANDEM_CUDA_GRAPHS");
+    g->graphs = !graphs || strcmp(graphs, "0") != 0;
     int max_in = c->dim > q_dim ? c->dim : q_dim;
     max_in = max_in > c->ffn_dim ? max_in : c->ffn_dim;
     if (max_rows > CUDA_GEMV_MAX_ROWS)
@@ -302,7 +324,8 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
     g->head_out = cuda_alloc(sizeof(float) * 3 * r);
     g->host_head_out = malloc(sizeof(float) * 3 * r);
     if (!ok || !g->output_norm || !g->rope_inv_freq || !g->x || !g->h || !g->q || !g->att ||
-        !g->gate || !g->up || !g->att_scratch || !g->logits || !g->tokens || !g->host_x ||
+        !g->gate || !g->up || !g->att_scratch || !g->logits || !g->step || !g->host_step ||
+        !g->k_rows || !g->v_rows || !g->host_x ||
         !g->adapted || !g->low || !g->head_scratch || !g->head_out || !g->host_head_out ||
         (max_rows > CUDA_GEMV_MAX_ROWS && !g->gemm_scratch)) {
         cuda_ctx_free(g);
@@ -355,29 +378,35 @@ static void gemv(const struct cuda_ctx *g, float *y, const struct dev_matrix *w,
         cuda_gemv(y, w->data, w->type, x, n, w->cols, w->rows, 0);
 }
 
-/* One transformer block over n rows at positions pos0.., x updated in place. */
+/* One transformer block over n rows at positions *g->step.., x updated in
+ * place. The position is read on the device (no launch argument depends on
+ * it, so the decode graph replays at any position); max_pos0 bounds it for
+ * the attention grid. */
 static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev *d, int l, int n,
-                          int pos0)
+                          int max_pos0)
 {
     const struct model_config *c = &g->m->cfg;
     const struct dev_layer *w = &g->layers[l];
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     long nd = (long)n * c->dim;
     float *k = d->k + (size_t)l * kv->n_ctx * kv_dim, *v = d->v + (size_t)l * kv->n_ctx * kv_dim;
-    float *k_new = k + (size_t)pos0 * kv_dim, *v_new = v + (size_t)pos0 * kv_dim;
+    const int32_t *pos0 = g->step;
 
     cuda_rmsnorm_rows(g->h, g->x, w->attn_norm, n, c->dim, c->rms_eps, 0);
     gemv(g, g->q, &w->wq, g->h, n);
-    gemv(g, k_new, &w->wk, g->h, n);
-    gemv(g, v_new, &w->wv, g->h, n);
+    gemv(g, g->k_rows, &w->wk, g->h, n);
+    gemv(g, g->v_rows, &w->wv, g->h, n);
     if (w->bq) {
         cuda_add(g->q, w->bq, (long)n * q_dim, q_dim, 0);
-        cuda_add(k_new, w->bk, (long)n * kv_dim, kv_dim, 0);
-        cuda_add(v_new, w->bv, (long)n * kv_dim, kv_dim, 0);
+        cuda_add(g->k_rows, w->bk, (long)n * kv_dim, kv_dim, 0);
+        cuda_add(g->v_rows, w->bv, (long)n * kv_dim, kv_dim, 0);
     }
     cuda_rope_rows(g->q, n, c->n_heads, c->head_dim, pos0, g->rope_inv_freq, c->rope_neox, 0);
-    cuda_rope_rows(k_new, n, c->n_kv_heads, c->head_dim, pos0, g->rope_inv_freq, c->rope_neox, 0);
-    cuda_attention(g->att, g->q, k, v, n, pos0, c->n_heads, c->n_kv_heads, c->head_dim,
+    cuda_rope_rows(g->k_rows, n, c->n_kv_heads, c->head_dim, pos0, g->rope_inv_freq,
+                   c->rope_neox, 0);
+    cuda_kv_store(k, g->k_rows, n, kv_dim, pos0);
+    cuda_kv_store(v, g->v_rows, n, kv_dim, pos0);
+    cuda_attention(g->att, g->q, k, v, n, pos0, max_pos0, c->n_heads, c->n_kv_heads, c->head_dim,
                    g->max_ctx, g->att_scratch, 0);
     gemv(g, g->h, &w->wo, g->att, n);
     /* tensor parallel: all-reduce h over the ranks here */
@@ -392,6 +421,52 @@ static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev
     cuda_add(g->x, g->h, nd, nd, 0);
 }
 
+static void embed(struct cuda_ctx *g, int n)
+{
+    const struct model_config *c = &g->m->cfg;
+    cuda_embed_rows(g->x, g->tok_embd.data, g->tok_embd.type, c->vocab, g->step + 1, n, c->dim);
+}
+
+/* logits (rows, vocab) of x (rows, dim): final norm and LM head. */
+static void lm_head(struct cuda_ctx *g, const float *x, int rows)
+{
+    const struct model_config *c = &g->m->cfg;
+    cuda_rmsnorm_rows(g->h, x, g->output_norm, rows, c->dim, c->rms_eps, 0);
+    gemv(g, g->logits, &g->output, g->h, rows);
+}
+
+struct decode_capture {
+    struct cuda_ctx *g;
+    struct kv_cache *kv;
+    struct kv_dev *d;
+};
+
+/* The whole 1-row step, token to logits: what the decode graph holds. The
+ * attention grid covers every span of the context (idle ones leave at once). */
+static void decode_step(void *p)
+{
+    struct decode_capture *dc = p;
+    struct cuda_ctx *g = dc->g;
+    embed(g, 1);
+    for (int l = 0; l < g->m->cfg.n_layers; l++)
+        block_forward(g, dc->kv, dc->d, l, 1, g->max_ctx - 1);
+    lm_head(g, g->x, 1);
+}
+
+/* A 1-row step with its logits wanted and no hook: replay the decode graph,
+ * capturing it first for this sequence's KV. */
+static void decode_by_graph(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev *d)
+{
+    if (!g->decode || g->decode_kv != d->k || g->decode_n_ctx != kv->n_ctx) {
+        cuda_graph_free(g->decode);
+        struct decode_capture dc = {g, kv, d};
+        g->decode = cuda_graph_capture(decode_step, &dc);
+        g->decode_kv = d->k;
+        g->decode_n_ctx = kv->n_ctx;
+    }
+    cuda_graph_launch(g->decode);
+}
+
 static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_request *req, int row0,
                        int n, bool in_place, char *err, size_t errlen)
 {
@@ -401,8 +476,22 @@ static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_requ
     if (!d)
         return false;
     int pos0 = kv->len;
-    cuda_upload(g->tokens, req->tokens + row0, sizeof(int32_t) * n);
-    cuda_embed_rows(g->x, g->tok_embd.data, g->tok_embd.type, c->vocab, g->tokens, n, c->dim);
+    int first = req->first_logit_row > row0 ? req->first_logit_row : row0;
+    g->host_step[0] = pos0;
+    memcpy(g->host_step + 1, req->tokens + row0, sizeof(int32_t) * n);
+    cuda_upload(g->step, g->host_step, sizeof(int32_t) * (n + 1));
+    if (g->graphs && n == 1 && !req->hook && first == row0) {
+        decode_by_graph(g, kv, d);
+        if (!g->decode) {
+            snprintf(err, errlen, "device cuda: out of memory for the decode graph");
+            return false;
+        }
+        kv->len = pos0 + 1;
+        cuda_download(req->logits + (long)(row0 - req->first_logit_row) * c->vocab, g->logits,
+                      sizeof(float) * c->vocab);
+        return true;
+    }
+    embed(g, n);
     for (int l = 0; l < c->n_layers; l++) {
         block_forward(g, kv, d, l, n, pos0);
         if (req->hook) {
@@ -417,12 +506,9 @@ static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_requ
     }
     kv->len = pos0 + n;
 
-    int first = req->first_logit_row > row0 ? req->first_logit_row : row0;
     if (first < row0 + n) {
         int rows = row0 + n - first;
-        cuda_rmsnorm_rows(g->h, g->x + (long)(first - row0) * c->dim, g->output_norm, rows, c->dim,
-                          c->rms_eps, 0);
-        gemv(g, g->logits, &g->output, g->h, rows);
+        lm_head(g, g->x + (long)(first - row0) * c->dim, rows);
         cuda_download(req->logits + (long)(first - req->first_logit_row) * c->vocab, g->logits,
                       sizeof(float) * rows * c->vocab);
     }

@@ -6,7 +6,11 @@
  * acc. Pass 2 merges a row's spans in span order. Span boundaries depend on
  * positions only, and a row uses only the spans below its own position, so
  * its result is the same whatever other rows share the pass (batch
- * invariance) — unlike a split chosen from the number of rows or SMs. */
+ * invariance) — unlike a split chosen from the number of rows or SMs.
+ *
+ * pos0 is read from device memory (a captured decode graph replays with the
+ * position of the step); the grid covers the spans up to a host-side bound,
+ * and blocks past a row's position leave at once. */
 #include "common.cuh"
 #include "ops.h"
 
@@ -22,13 +26,14 @@ extern "C" size_t cuda_attention_scratch_floats(int max_rows, int n_heads, int h
 
 // q (n, n_heads, hd); k, v (n_ctx, n_kv_heads, hd); part (n, n_heads, spans, hd + 2)
 __global__ void attention_span_kernel(float *part, const float *q, const float *k, const float *v,
-                                      int pos0, int n_heads, int n_kv_heads, int hd, int spans)
+                                      const int32_t *pos0, int n_heads, int n_kv_heads, int hd,
+                                      int spans)
 {
     __shared__ float score[CUDA_ATTN_SPAN];
     __shared__ float scratch[32];
     int s = blockIdx.x, h = blockIdx.y, r = blockIdx.z;
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, n_warps = blockDim.x / WARP;
-    int n_pos = pos0 + r + 1, t0 = s * CUDA_ATTN_SPAN;
+    int n_pos = *pos0 + r + 1, t0 = s * CUDA_ATTN_SPAN;
     float *out = part + (((size_t)r * n_heads + h) * spans + s) * (hd + 2);
     if (t0 >= n_pos)
         return; /* past this row's causal range; the merge never reads it */
@@ -74,11 +79,11 @@ __global__ void attention_span_kernel(float *part, const float *q, const float *
 }
 
 // out (n, n_heads, hd); part as above
-__global__ void attention_merge_kernel(float *out, const float *part, int pos0, int n_heads, int hd,
-                                       int spans)
+__global__ void attention_merge_kernel(float *out, const float *part, const int32_t *pos0,
+                                       int n_heads, int hd, int spans)
 {
     int h = blockIdx.x, r = blockIdx.y;
-    int used = (pos0 + r) / CUDA_ATTN_SPAN + 1; /* spans holding positions 0..pos0+r */
+    int used = (*pos0 + r) / CUDA_ATTN_SPAN + 1; /* spans holding positions 0..pos0+r */
     const float *p = part + ((size_t)r * n_heads + h) * spans * (hd + 2);
     float m = -INFINITY;
     for (int s = 0; s < used; s++)
@@ -96,12 +101,13 @@ __global__ void attention_merge_kernel(float *out, const float *part, int pos0, 
 }
 
 extern "C" void cuda_attention(float *out, const float *q, const float *k, const float *v, int n,
-                               int pos0, int n_heads, int n_kv_heads, int head_dim, int n_ctx,
-                               float *scratch, int block)
+                               const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
+                               int head_dim, int n_ctx, float *scratch, int block)
 {
     int spans = n_spans(n_ctx);
     int threads = block_threads(block, 128);
-    int used = (pos0 + n - 1) / CUDA_ATTN_SPAN + 1;
+    int used = (max_pos0 + n - 1) / CUDA_ATTN_SPAN + 1;
+    used = used < spans ? used : spans;
     TANDEM_LAUNCH(attention_span_kernel, dim3(used, n_heads, n), threads, 0, 0, scratch, q, k, v,
                   pos0, n_heads, n_kv_heads, head_dim, spans);
     int merge_threads = head_dim < 32 ? 32 : (head_dim > 128 ? 128 : head_dim);

@@ -11,7 +11,9 @@ CXX        ?= g++
 CUDA_HOME  ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
 CUDA_ARCHS ?= sm_75 sm_80 sm_86 sm_87 sm_90
 # C++14: the draft path must also build with CUDA 10.2 (Jetson Nano).
-NVCC_FLAGS := -std=c++14 -O3 -lineinfo -I. -Werror all-warnings \
+# Per-thread default stream: stream 0 in every launch and copy is the calling
+# thread's stream, which (unlike the legacy one) a CUDA graph can capture.
+NVCC_FLAGS := -std=c++14 -O3 -lineinfo -I. -Werror all-warnings --default-stream per-thread \
               -Xcompiler -Wall,-Wextra,-Werror \
               $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a:sm_%=%),code=$(a))
 # cuBLAS: the GEMM of passes above 16 rows (kernels/cuda/gemm.cu).

@@ -46,8 +46,9 @@ __global__ void to_half_kernel(__half *out, const float *x, long len)
         out[i] = __float2half(x[i]);
 }
 
-/* One handle for the process, on the default stream like every launch here;
- * made on first use (a context that never passes 16 rows never loads it). */
+/* One handle for the process, on the calling thread's default stream like
+ * every launch here (make cuda builds with --default-stream per-thread); made
+ * on first use (a context that never passes 16 rows never loads it). */
 static cublasHandle_t handle;
 static unsigned long calls;
 
@@ -73,8 +74,10 @@ extern "C" void cuda_gemm(float *y, const void *w, int type, const float *x, int
         fprintf(stderr, "cuda_gemm: weight type %d, %d rows unsupported\n", type, n);
         abort();
     }
-    if (!handle)
+    if (!handle) {
         CUBLAS_CHECK(cublasCreate(&handle));
+        CUBLAS_CHECK(cublasSetStream(handle, cudaStreamPerThread));
+    }
     calls++;
     const float one = 1.0f, zero = 0.0f;
     if (type == W_F32) {

@@ -49,6 +49,19 @@ size_t cuda_weight_bytes(int type, int rows, int cols);
  * row 0 starts at host_rows (file layout): the shard-aware unit of loading. */
 void cuda_upload_weight(void *dst, const void *host_rows, int type, int rows, int cols);
 
+/* ---- CUDA graphs (graph.cu) ---- */
+
+/* The kernel launches fn(ctx) makes, captured (not run) into a graph that
+ * cuda_graph_launch replays. fn may only launch kernels (no copies, memsets
+ * or syncs); arguments are fixed at capture, so anything that changes
+ * between replays must be read from device memory. NULL if out of memory. */
+struct cuda_graph;
+struct cuda_graph *cuda_graph_capture(void (*fn)(void *ctx), void *ctx);
+void cuda_graph_launch(struct cuda_graph *g);
+void cuda_graph_free(struct cuda_graph *g);
+/* Replays so far in this process (tests: which path a pass took). */
+unsigned long cuda_graph_launches(void);
+
 /* ---- ops: one file each ---- */
 
 /* out (n, dim) = rows tokens[r] of table (vocab, dim); tokens (n) on the device. */
@@ -59,9 +72,11 @@ void cuda_embed_rows(float *out, const void *table, int type, int vocab, const i
 void cuda_rmsnorm_rows(float *out, const float *x, const float *w, int n, int dim, float eps,
                        int block);
 
-/* RoPE in place, as rope_rows in kernels/cpu/ops.h; inv_freq (head_dim/2). */
-void cuda_rope_rows(float *x, int n, int n_heads, int head_dim, int pos0, const float *inv_freq,
-                    bool neox, int block);
+/* RoPE in place, as rope_rows in kernels/cpu/ops.h; inv_freq (head_dim/2).
+ * pos0: the first row's position, in device memory (so that a captured
+ * graph can replay at the next position). */
+void cuda_rope_rows(float *x, int n, int n_heads, int head_dim, const int32_t *pos0,
+                    const float *inv_freq, bool neox, int block);
 
 /* y[i] += x[i % period], i < len: residual add (period = len) or bias rows
  * (period = dim). */
@@ -92,14 +107,21 @@ unsigned long cuda_gemm_calls(void);
 
 /* Causal grouped-query attention over the cache, as attention() in
  * kernels/cpu/ops.h. k, v (n_ctx, n_kv_heads*head_dim) of one layer; rows at
- * positions pos0..pos0+n-1. The KV range is cut into fixed spans of
+ * positions *pos0..*pos0+n-1, pos0 in device memory, at most max_pos0 (the
+ * grid covers the spans up to max_pos0+n-1: the exact position for a direct
+ * launch, n_ctx-n in a graph). The KV range is cut into fixed spans of
  * CUDA_ATTN_SPAN positions (partials merged in span order), so a row's result
  * depends on its own position only. scratch: cuda_attention_scratch_floats. */
 #define CUDA_ATTN_SPAN 256
 size_t cuda_attention_scratch_floats(int max_rows, int n_heads, int head_dim, int n_ctx);
-void cuda_attention(float *out, const float *q, const float *k, const float *v, int n, int pos0,
-                    int n_heads, int n_kv_heads, int head_dim, int n_ctx, float *scratch,
-                    int block);
+void cuda_attention(float *out, const float *q, const float *k, const float *v, int n,
+                    const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads, int head_dim,
+                    int n_ctx, float *scratch, int block);
+
+/* cache rows *pos0 .. *pos0+n-1 (n_ctx, kv_dim) = rows (n, kv_dim); pos0 in
+ * device memory. The new keys and values go through a scratch and this copy
+ * so that no launch argument depends on the position. */
+void cuda_kv_store(float *cache, const float *rows, int n, int kv_dim, const int32_t *pos0);
 
 /* The fused early-exit / LM head: for n <= 16 rows of hidden (n, dim), one
  * pass over head (vocab, dim) computes logits of rmsnorm(hidden)·norm_w,

@@ -30,13 +30,14 @@ static void gemv_once(void *ctx)
 struct attn_job {
     float *out, *q, *k, *v, *scratch;
     int n, pos0, heads, hd, ctx;
+    int32_t *dpos; /* pos0 on the device */
 };
 
 static void attn_once(void *ctx)
 {
     struct attn_job *j = ctx;
-    cuda_attention(j->out, j->q, j->k, j->v, j->n, j->pos0, j->heads, j->heads, j->hd, j->ctx,
-                   j->scratch, 0);
+    cuda_attention(j->out, j->q, j->k, j->v, j->n, j->dpos, j->pos0, j->heads, j->heads, j->hd,
+                   j->ctx, j->scratch, 0);
 }
 
 struct head_job {
@@ -161,7 +162,10 @@ int main(int argc, char **argv)
     for (int ci = 0; ci < 2; ci++)
         for (int ni = 0; ni < 2; ni++) {
             int n = ni ? 5 : 1;
-            struct attn_job j = {NULL, NULL, NULL, NULL, NULL, n, ctxs[ci] - n, 32, 128, ctxs[ci]};
+            struct attn_job j = {NULL, NULL, NULL, NULL, NULL, n, ctxs[ci] - n, 32, 128, ctxs[ci],
+                                 NULL};
+            j.dpos = cuda_alloc(sizeof(int32_t));
+            cuda_upload(j.dpos, &j.pos0, sizeof(int32_t));
             size_t kv = sizeof(float) * (size_t)j.ctx * 32 * 128;
             j.k = dev_random(kv);
             j.v = dev_random(kv);
@@ -177,6 +181,7 @@ int main(int argc, char **argv)
             cuda_free(j.q);
             cuda_free(j.out);
             cuda_free(j.scratch);
+            cuda_free(j.dpos);
         }
 
     for (int ti = 0; ti < 2; ti++)

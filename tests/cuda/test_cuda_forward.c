@@ -184,6 +184,74 @@ static void test_long_prefill(void **state)
     }
 }
 
+static bool no_op_hook(void *ctx, int layer, const float *hidden, int first_row, int n_rows)
+{
+    (void)ctx, (void)layer, (void)hidden, (void)first_row, (void)n_rows;
+    return true;
+}
+
+/* One-row steps of `tokens` on kv, logits of each; through the decode graph,
+ * or (hooked) by direct launches: a pass with a layer hook never replays. */
+static void decode_steps(struct forward_ctx *fc, struct kv_cache *kv, const int32_t *tokens, int n,
+                         float *logits, int vocab, bool direct)
+{
+    char err[256];
+    for (int i = 0; i < n; i++) {
+        struct forward_request req = {tokens + i, 1, 0, logits + (long)i * vocab,
+                                      direct ? no_op_hook : NULL, NULL};
+        if (!forward(fc, kv, &req, err, sizeof err))
+            fail_msg("%s", err);
+    }
+}
+
+/* The decode step replayed from a CUDA graph gives bit for bit the logits
+ * (and so the KV) of the same step launched directly, at every position;
+ * with two sequences taking turns (a recapture at every switch) too. */
+static void test_decode_graph(void **state)
+{
+    (void)state;
+    enum { PREFIX = 8, STEPS = 12 };
+    struct rng g;
+    rng_seed(&g, 13);
+    for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
+        struct rig r = rig_open(models[mi].file, 16);
+        int32_t tokens[PREFIX + STEPS];
+        random_tokens(&g, tokens, PREFIX + STEPS, r.vocab);
+        size_t bytes = sizeof(float) * STEPS * r.vocab;
+        float *prefix = malloc(sizeof(float) * PREFIX * r.vocab), *direct = malloc(bytes);
+        float *replay = malloc(bytes), *c_out = malloc(bytes), *d_out = malloc(bytes);
+        struct kv_cache *kv[4];
+        for (int i = 0; i < 4; i++) {
+            kv[i] = kv_new(&r.m->cfg, CTX);
+            run_passes(r.cuda, kv[i], tokens, PREFIX, (int[]){PREFIX}, 1, prefix, r.vocab);
+        }
+        unsigned long before = cuda_graph_launches();
+        decode_steps(r.cuda, kv[0], tokens + PREFIX, STEPS, direct, r.vocab, true);
+        assert_int_equal(cuda_graph_launches(), before);
+        decode_steps(r.cuda, kv[1], tokens + PREFIX, STEPS, replay, r.vocab, false);
+        assert_int_equal(cuda_graph_launches(), before + STEPS);
+        assert_memory_equal(direct, replay, bytes);
+        for (int i = 0; i < STEPS; i++) { /* two sequences in turn */
+            decode_steps(r.cuda, kv[2], tokens + PREFIX + i, 1, c_out + (long)i * r.vocab, r.vocab,
+                         false);
+            decode_steps(r.cuda, kv[3], tokens + PREFIX + i, 1, d_out + (long)i * r.vocab, r.vocab,
+                         false);
+        }
+        assert_memory_equal(direct, c_out, bytes);
+        assert_memory_equal(direct, d_out, bytes);
+        printf("  decode graph %-22s %d replays = direct launches, bit for bit\n",
+               models[mi].file, 3 * STEPS);
+        for (int i = 0; i < 4; i++)
+            kv_free(kv[i]);
+        free(prefix);
+        free(direct);
+        free(replay);
+        free(c_out);
+        free(d_out);
+        rig_close(&r);
+    }
+}
+
 /* Prefix, draft k, truncate to j, continue == the same tokens without the
  * dropped draft, bit for bit, on the device KV cache. */
 static void test_rollback(void **state)
@@ -291,6 +359,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_cpu),
         cmocka_unit_test(test_long_prefill),
+        cmocka_unit_test(test_decode_graph),
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refusals),

@@ -179,13 +179,14 @@ static void test_rope(void **state)
                 memcpy(ref, x, sizeof(float) * len);
                 rope_rows(ref, n, heads, hd, pos0s[pi], inv, neox);
                 float *dx = to_dev(x, sizeof(float) * len), *di = to_dev(inv, sizeof(float) * hd / 2);
-                cuda_rope_rows(dx, n, heads, hd, pos0s[pi], di, neox, pi == 1 ? 32 : 0);
+                int32_t *dpos = to_dev(&(int32_t){pos0s[pi]}, sizeof(int32_t));
+                cuda_rope_rows(dx, n, heads, hd, dpos, di, neox, pi == 1 ? 32 : 0);
                 to_host(out, dx, sizeof(float) * len);
                 char shape[64];
                 snprintf(shape, sizeof shape, "hd=%d pos0=%d neox=%d", hd, pos0s[pi], neox);
                 /* cosf/sinf of the device differ from glibc's by an ulp or two */
                 check_nmse("rope", shape, nmse(out, ref, len), 1e-11);
-                cuda_free(dx); cuda_free(di);
+                cuda_free(dx); cuda_free(di); cuda_free(dpos);
                 free(x); free(ref); free(out); free(inv);
             }
 }
@@ -344,18 +345,24 @@ static void test_attention(void **state)
         float *dq = to_dev(q, sizeof(float) * q_len), *dk = to_dev(k, sizeof(float) * kv_len);
         float *dv = to_dev(v, sizeof(float) * kv_len), *dout = dev_floats(q_len);
         float *ds = dev_floats((long)cuda_attention_scratch_floats(n, heads, hd, ctx));
-        cuda_attention(dout, dq, dk, dv, n, pos0, heads, kvh, hd, ctx, ds, block);
+        int32_t *dpos = to_dev(&(int32_t){pos0}, sizeof(int32_t));
+        int32_t *dlast = to_dev(&(int32_t){pos0 + n - 1}, sizeof(int32_t));
+        cuda_attention(dout, dq, dk, dv, n, dpos, pos0, heads, kvh, hd, ctx, ds, block);
         to_host(out, dout, sizeof(float) * q_len);
         char shape[80];
         snprintf(shape, sizeof shape, "hd=%d heads=%d/%d pos0=%d n=%d block=%d", hd, heads, kvh,
                  pos0, n, block);
         check_nmse("attention", shape, nmse(out, ref, q_len), 1e-11);
-        /* Batch invariance: the last row alone, at its own position. */
-        cuda_attention(dout, dq + (long)(n - 1) * heads * hd, dk, dv, 1, pos0 + n - 1, heads, kvh,
-                       hd, ctx, ds, block);
-        to_host(one, dout, sizeof(float) * heads * hd);
-        assert_memory_equal(one, out + (long)(n - 1) * heads * hd, sizeof(float) * heads * hd);
+        /* Batch invariance: the last row alone, at its own position; and the
+         * same with the grid of a graph (every span, idle blocks leaving). */
+        for (int graph_grid = 0; graph_grid < 2; graph_grid++) {
+            cuda_attention(dout, dq + (long)(n - 1) * heads * hd, dk, dv, 1, dlast,
+                           graph_grid ? ctx - 1 : pos0 + n - 1, heads, kvh, hd, ctx, ds, block);
+            to_host(one, dout, sizeof(float) * heads * hd);
+            assert_memory_equal(one, out + (long)(n - 1) * heads * hd, sizeof(float) * heads * hd);
+        }
         cuda_free(dq); cuda_free(dk); cuda_free(dv); cuda_free(dout); cuda_free(ds);
+        cuda_free(dpos); cuda_free(dlast);
         free(q); free(k); free(v); free(ref); free(out); free(one); free(scratch);
     }
     threadpool_free(tp);

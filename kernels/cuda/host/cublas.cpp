@@ -1,8 +1,6 @@
 /* The host harness's cuBLAS (see cublas.h). */
 #include "cublas.h"
 
-#include "harness.h"
-
 struct tandem_host_cublas {
     int unused;
 };
@@ -17,6 +15,11 @@ cublasStatus_t cublasDestroy(cublasHandle_t handle)
 {
     delete handle;
     return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t)
+{
+    return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE;
 }
 
 /* Element (i, j) of op(X), X column-major with leading dimension ld. */

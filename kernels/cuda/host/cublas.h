@@ -7,6 +7,8 @@
 #ifndef TANDEM_KERNELS_CUDA_HOST_CUBLAS_H
 #define TANDEM_KERNELS_CUDA_HOST_CUBLAS_H
 
+#include "harness.h"
+
 typedef struct tandem_host_cublas *cublasHandle_t;
 typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_INVALID_VALUE = 7,
                CUBLAS_STATUS_NOT_SUPPORTED = 15 } cublasStatus_t;
@@ -17,6 +19,7 @@ typedef enum { CUBLAS_GEMM_DEFAULT = -1 } cublasGemmAlgo_t;
 
 cublasStatus_t cublasCreate(cublasHandle_t *handle);
 cublasStatus_t cublasDestroy(cublasHandle_t handle);
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream);
 /* C (m, n) = alpha · op(A) (m, k) · op(B) (k, n) + beta · C, column-major. */
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa,
                            cublasOperation_t transb, int m, int n, int k, const float *alpha,

@@ -424,8 +424,65 @@ static cudaError_t fail(cudaError_t e)
     return e;
 }
 
+/* ---- graphs: a capture records launches, a graph replays them ---- */
+
+struct launch_record {
+    dim3 grid, block;
+    size_t shmem;
+    std::function<void()> body;
+};
+struct tandem_host_graph {
+    std::vector<launch_record> launches;
+};
+static tandem_host_graph *capture = nullptr; /* open capture, if any */
+
+namespace tandem_host {
+bool capturing() { return capture != nullptr; }
+void record(dim3 grid, dim3 block, size_t shmem, std::function<void()> body)
+{
+    capture->launches.push_back({grid, block, shmem, std::move(body)});
+}
+} // namespace tandem_host
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode)
+{
+    if (capture)
+        return fail(cudaErrorStreamCaptureUnsupported);
+    capture = new tandem_host_graph();
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t *graph)
+{
+    if (!capture)
+        return fail(cudaErrorInvalidValue);
+    *graph = capture;
+    capture = nullptr;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long)
+{
+    *exec = new tandem_host_graph(*graph);
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t)
+{
+    if (capture)
+        return fail(cudaErrorStreamCaptureUnsupported);
+    for (launch_record &l : exec->launches) {
+        tandem_host::launch(l.grid, l.block, l.shmem,
+                            [](void *a) { (*static_cast<std::function<void()> *>(a))(); }, &l.body);
+        if (tandem_host::last_error != cudaSuccess)
+            return tandem_host::last_error;
+    }
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) { delete exec; return cudaSuccess; }
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) { delete graph; return cudaSuccess; }
+
 cudaError_t cudaMalloc(void **p, size_t bytes)
 {
+    if (capture)
+        return fail(cudaErrorStreamCaptureUnsupported);
     /* 256-byte alignment, as cudaMalloc guarantees; never a zero-size block. */
     *p = aligned_alloc(256, (bytes + 255) / 256 * 256 + (bytes ? 0 : 256));
     return *p ? cudaSuccess : fail(cudaErrorMemoryAllocation);
@@ -433,6 +490,8 @@ cudaError_t cudaMalloc(void **p, size_t bytes)
 cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind)
 {
+    if (capture)
+        return fail(cudaErrorStreamCaptureUnsupported);
     if (bytes)
         memmove(dst, src, bytes);
     return cudaSuccess;
@@ -443,6 +502,8 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
 }
 cudaError_t cudaMemset(void *p, int value, size_t bytes)
 {
+    if (capture)
+        return fail(cudaErrorStreamCaptureUnsupported);
     if (bytes)
         memset(p, value, bytes);
     return cudaSuccess;
@@ -452,8 +513,8 @@ struct tandem_host_stream { int unused; };
 struct tandem_host_event { double t; };
 cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = new tandem_host_stream(); return cudaSuccess; }
 cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return capture ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() { return capture ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess; }
 cudaError_t cudaGetLastError()
 {
     cudaError_t e = tandem_host::last_error;
@@ -491,6 +552,7 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorMemoryAllocation: return "out of memory";
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorInvalidValue: return "invalid argument (launch configuration)";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     default: return "unknown error";
     }
 }

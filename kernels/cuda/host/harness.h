@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 
 /* ---- language ---- */
 #define __global__
@@ -53,6 +54,10 @@ void syncwarp();
 uint64_t warp_exchange(uint64_t mine, unsigned mask, int src);
 int lane_id();
 void launch(dim3 grid, dim3 block, size_t shmem, void (*body)(void *), void *arg);
+/* While a stream capture is open (cudaStreamBeginCapture) launches are
+ * recorded with their arguments, not run; cudaGraphLaunch replays them. */
+bool capturing();
+void record(dim3 grid, dim3 block, size_t shmem, std::function<void()> body);
 } // namespace tandem_host
 
 /* By value: the scheduler owns these; a kernel only reads a copy. */
@@ -127,11 +132,17 @@ inline unsigned short __half_as_ushort(__half h) { return h.x; }
 /* ---- runtime ---- */
 typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2, cudaErrorNoDevice = 100,
-       cudaErrorInvalidValue = 1 };
+       cudaErrorInvalidValue = 1, cudaErrorStreamCaptureUnsupported = 900 };
 enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost,
                       cudaMemcpyDeviceToDevice, cudaMemcpyDefault };
 typedef struct tandem_host_stream *cudaStream_t;
 typedef struct tandem_host_event *cudaEvent_t;
+typedef struct tandem_host_graph *cudaGraph_t;
+typedef struct tandem_host_graph *cudaGraphExec_t;
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal, cudaStreamCaptureModeThreadLocal,
+                             cudaStreamCaptureModeRelaxed };
+/* The handle nvcc's --default-stream per-thread makes stream 0 mean. */
+#define cudaStreamPerThread ((cudaStream_t)0x2)
 struct cudaDeviceProp {
     char name[256];
     size_t totalGlobalMem;
@@ -159,16 +170,29 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
 cudaError_t cudaEventSynchronize(cudaEvent_t e);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b);
 const char *cudaGetErrorString(cudaError_t e);
+/* Graphs: one capture at a time; copies, memsets and synchronisation inside
+ * a capture fail as on the device (cudaErrorStreamCaptureUnsupported). */
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 
-/* Launch: the kernel's arguments are captured by a lambda that every fiber
- * calls; kernels take their parameters by value, so each fiber has its own. */
+/* Launch: the kernel's arguments are copied into a lambda that every fiber
+ * calls; kernels take their parameters by value, so each fiber has its own.
+ * Copied, not referenced, so that a launch recorded in a graph keeps the
+ * values it had at capture, as on the device. */
 #define TANDEM_LAUNCH(kernel, grid, block, shmem, stream, ...)                                 \
     do {                                                                                       \
         (void)(stream);                                                                        \
-        auto tandem_body_ = [&]() { kernel(__VA_ARGS__); };                                    \
-        tandem_host::launch(dim3(grid), dim3(block), (shmem),                                  \
-                            [](void *a) { (*static_cast<decltype(tandem_body_) *>(a))(); },    \
-                            &tandem_body_);                                                    \
+        auto tandem_body_ = [=]() { kernel(__VA_ARGS__); };                                    \
+        if (tandem_host::capturing())                                                          \
+            tandem_host::record(dim3(grid), dim3(block), (shmem), tandem_body_);               \
+        else                                                                                   \
+            tandem_host::launch(dim3(grid), dim3(block), (shmem),                              \
+                                [](void *a) { (*static_cast<decltype(tandem_body_) *>(a))(); }, \
+                                &tandem_body_);                                                \
         CUDA_CHECK(cudaGetLastError());                                                        \
     } while (0)
 
