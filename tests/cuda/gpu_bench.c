@@ -1,7 +1,8 @@
 /* make test-gpu's kernel table: achieved bandwidth of the GEMV, attention and
  * fused-head kernels at llama2-7b shapes against the device's measured copy
  * bandwidth, then decode tok/s of a llama2-7b-shaped model through the CUDA
- * backend against its roofline (weight bytes per token / copy bandwidth).
+ * backend against its roofline (weight bytes per token / copy bandwidth),
+ * launched directly and through the decode graph.
  *
  *   gpu_bench [MODEL.gguf]
  *
@@ -80,8 +81,9 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Greedy decode of n tokens after a 4-token prompt, the way tandem run does. */
-static int decode(const char *path, double copy)
+/* Greedy decode of n tokens after a 4-token prompt, the way tandem run does;
+ * with the decode graph (graphs) or direct launches (TANDEM_CUDA_GRAPHS=0). */
+static int decode(const char *path, double copy, bool graphs)
 {
     char err[256];
     struct model *m = model_load(path, err, sizeof err);
@@ -90,6 +92,10 @@ static int decode(const char *path, double copy)
         return 1;
     }
     struct threadpool *tp = threadpool_new(1);
+    if (graphs)
+        unsetenv("TANDEM_CUDA_GRAPHS");
+    else
+        setenv("TANDEM_CUDA_GRAPHS", "0", 1);
     struct forward_ctx *fc = forward_ctx_new_on("cuda", m, tp, 16, 512, err, sizeof err);
     if (!fc) {
         fprintf(stderr, "gpu_bench: %s\n", err);
@@ -113,9 +119,10 @@ static int decode(const char *path, double copy)
         return 1;
     }
     double tok_s = N / s, roof = copy * 1e9 / (double)m->weight_bytes;
-    printf("\ndecode %s: %.1f tok/s; roofline %.1f tok/s (%.2f GB of weights per token at "
-           "%.0f GB/s) = %.2f of roofline\n",
-           path, tok_s, roof, m->weight_bytes / 1e9, copy, tok_s / roof);
+    printf("\ndecode %s (%s): %.1f tok/s; roofline %.1f tok/s (%.2f GB of weights per token "
+           "at %.0f GB/s) = %.2f of roofline\n",
+           path, graphs ? "decode graph" : "direct launches", tok_s, roof, m->weight_bytes / 1e9,
+           copy, tok_s / roof);
     free(logits);
     kv_free(kv);
     forward_ctx_free(fc);
@@ -204,5 +211,5 @@ int main(int argc, char **argv)
             for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
                 cuda_free(bufs[i]);
         }
-    return argc > 1 ? decode(argv[1], copy) : 0;
+    return argc > 1 ? decode(argv[1], copy, false) || decode(argv[1], copy, true) : 0;
 }
