@@ -25,10 +25,10 @@ for r in "${runs[@]}"; do
     model=models/bench/$1-$2.gguf
     [ -f "$model" ] || { echo "bench: writing $model"; bin/tandem synth --preset "$1" --type "$2" --seed 1 -o "$model"; }
     echo "bench: $model, $threads threads"
-    ours=$(build/bench/engine_bench "$model" "$threads" 32 5)
+    ours=$(build/bench/engine_bench "$model" "$threads" 32 9)
     theirs=null
     if [ -x "$llama_bench" ]; then
-        theirs=$("$llama_bench" -m "$model" -t "$threads" -p 0 -n 32 -r 5 -o json 2>/dev/null | \
+        theirs=$("$llama_bench" -m "$model" -t "$threads" -p 0 -n 32 -r 9 -o json 2>/dev/null | \
                  python3 -c 'import json,sys; r=json.load(sys.stdin); print(r[0]["avg_ts"])' || echo null)
     fi
     json+="{\"shape\":\"$1\",\"type\":\"$2\",\"ours\":$ours,\"llama_bench_decode_tok_s\":$theirs},"
