@@ -3,7 +3,8 @@
  *   engine_bench MODEL.gguf THREADS [DECODE_TOKENS] [REPS]
  *
  * Measures, in one process so the numbers are side by side:
- *   - read bandwidth of this machine (sum over a 1 GiB buffer, all threads);
+ *   - read bandwidth of this machine (sum over a 1 GiB buffer, all threads),
+ *     the best of one probe before each decode run;
  *   - decode: DECODE_TOKENS one-row passes from an empty cache, as llama.cpp's
  *     llama-bench measures "tg": the median rate of REPS runs after a warm-up;
  *   - verify passes: the time of a k-row pass (k = 1..8) at the same position,
@@ -30,36 +31,41 @@ static void bw_worker(void *ctx, int ith, int nth)
     struct bw_job *j = ctx;
     int lo, hi;
     thread_slice((int)(j->n / 4096), ith, nth, &lo, &hi);
+    const uint64_t *p = j->buf + (size_t)lo * 4096, *end = j->buf + (size_t)hi * 4096;
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = (size_t)lo * 4096; i < (size_t)hi * 4096; i += 4) {
-        s0 += j->buf[i];
-        s1 += j->buf[i + 1];
-        s2 += j->buf[i + 2];
-        s3 += j->buf[i + 3];
+    for (; p < end; p += 4) {
+        s0 += p[0];
+        s1 += p[1];
+        s2 += p[2];
+        s3 += p[3];
     }
     j->sums[ith % 64] = s0 + s1 + s2 + s3;
 }
 
-/* Best of 5 passes over 1 GiB, in GB/s. */
-static double read_bandwidth(struct threadpool *tp)
+/* A 1 GiB buffer that read_bandwidth sums. */
+struct bw_probe {
+    uint64_t *buf;
+    size_t n;
+};
+
+static bool bw_probe_init(struct bw_probe *p)
 {
-    size_t n = (1u << 30) / sizeof(uint64_t);
-    uint64_t *buf = malloc(n * sizeof *buf);
-    if (!buf)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        buf[i] = i;
-    struct bw_job j = {buf, n, {0}};
-    double best = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        double t = clock_now_s();
-        threadpool_run(tp, bw_worker, &j);
-        double gbs = n * sizeof *buf / (clock_now_s() - t) / 1e9;
-        if (gbs > best)
-            best = gbs;
-    }
-    free(buf);
-    return best;
+    p->n = (1u << 30) / sizeof(uint64_t);
+    p->buf = malloc(p->n * sizeof *p->buf);
+    if (!p->buf)
+        return false;
+    for (size_t i = 0; i < p->n; i++)
+        p->buf[i] = i;
+    return true;
+}
+
+/* One pass over the buffer on all threads, in GB/s. */
+static double read_bandwidth(struct threadpool *tp, const struct bw_probe *p)
+{
+    struct bw_job j = {p->buf, p->n, {0}};
+    double t = clock_now_s();
+    threadpool_run(tp, bw_worker, &j);
+    return p->n * sizeof *p->buf / (clock_now_s() - t) / 1e9;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -106,11 +112,21 @@ int main(int argc, char **argv)
     for (int i = 0; i < ctx; i++)
         tokens[i] = (int32_t)((i * 7919u + 13) % (unsigned)m->cfg.vocab);
 
-    double bw = read_bandwidth(tp);
-    /* Decode: the first run is the warm-up (it faults the weights in). */
+    /* Decode: the first run is the warm-up (it faults the weights in). A
+     * bandwidth probe before each run: this machine's memory speed drifts
+     * (the same probe read 33 GB/s in one minute and 55 in another), and the
+     * roofline is the best the probe saw while decode ran. */
+    struct bw_probe probe;
+    if (!bw_probe_init(&probe)) {
+        fprintf(stderr, "engine_bench: out of memory\n");
+        return 1;
+    }
     bool ok = true;
-    double *rates = malloc(sizeof(double) * (reps + 1));
+    double *rates = malloc(sizeof(double) * (reps + 1)), bw = 0;
     for (int r = 0; ok && r <= reps; r++) {
+        const double probe_gbs = read_bandwidth(tp, &probe);
+        if (probe_gbs > bw)
+            bw = probe_gbs;
         kv_truncate(kv, 0);
         double t0 = clock_now_s();
         for (int i = 0; ok && i < n_decode; i++)
@@ -120,6 +136,7 @@ int main(int argc, char **argv)
     qsort(rates + 1, reps, sizeof *rates, cmp_double);
     const double tok_s = rates[1 + reps / 2];
     free(rates);
+    free(probe.buf);
 
     /* Verify passes after a prompt. */
     kv_truncate(kv, 0);

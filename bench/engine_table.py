@@ -23,3 +23,13 @@ for r in rows:
     ps = r["ours"]["verify_passes"]
     print(f"| {r['shape']} | {r['type']} | " +
           " | ".join(f"{p['median_ms']:.1f} ({p['ratio_to_1row']:.2f})" for p in ps) + " |")
+rounded = [r for r in rows if len(r.get("rounds", [])) > 1]
+if rounded:
+    print("\nDecode tok/s in each round (ours, then llama-bench, run in alternation; "
+          "the table reports the round with our median rate against llama-bench's median):\n")
+    for r in rounded:
+        cells = []
+        for x in r["rounds"]:
+            lb = x["llama_bench_decode_tok_s"]
+            cells.append(f"{x['ours']['decode_tok_s']:.1f} / " + (f"{lb:.1f}" if lb else "not run"))
+        print(f"- {r['shape']} {r['type']}: " + "; ".join(cells))
