@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/cuda/nmse.h"
 #include "engine/exits.h"
 #include "engine/sample.h"
 #include "kernels/cuda/ops.h"
@@ -113,16 +114,6 @@ static void log_exit(void *ctx, int exit, int first_row, int n_rows, const struc
     if (logits)
         memcpy(log->logits[exit] + (long)first_row * log->vocab, logits,
                sizeof(float) * n_rows * log->vocab);
-}
-
-static double nmse(const float *a, const float *ref, long n)
-{
-    double err = 0, norm = 0;
-    for (long i = 0; i < n; i++) {
-        err += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
-        norm += (double)ref[i] * ref[i];
-    }
-    return err / norm;
 }
 
 struct run {

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/cuda/nmse.h"
 #include "engine/forward.h"
 #include "engine/sample.h"
 #include "kernels/cuda/ops.h"
@@ -82,16 +83,6 @@ static void random_tokens(struct rng *g, int32_t *t, int n, int vocab)
 {
     for (int i = 0; i < n; i++)
         t[i] = (int32_t)(rng_next(g) % vocab);
-}
-
-static double nmse(const float *a, const float *ref, long n)
-{
-    double err = 0, norm = 0;
-    for (long i = 0; i < n; i++) {
-        err += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
-        norm += (double)ref[i] * ref[i];
-    }
-    return err / norm;
 }
 
 /* CPU one row at a time vs CUDA in mixed passes; then the CUDA result must

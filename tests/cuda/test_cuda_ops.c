@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/cuda/nmse.h"
 #include "engine/sample.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/matmul.h"
@@ -60,17 +61,6 @@ static void to_host(void *host, const void *dev, size_t bytes)
 {
     cuda_sync();
     cuda_download(host, dev, bytes);
-}
-
-static double nmse(const float *a, const float *ref, long n)
-{
-    double err = 0, norm = 0;
-    for (long i = 0; i < n; i++) {
-        double d = (double)a[i] - ref[i];
-        err += d * d;
-        norm += (double)ref[i] * ref[i];
-    }
-    return norm > 0 ? err / norm : err;
 }
 
 static int n_cases;
