@@ -1,8 +1,8 @@
 /* The CUDA backend: the CPU backend's pass, op for op, on kernels/cuda.
  *
- * Weights are uploaded once per context (F32/F16 as in the file, Q8_0
- * repacked); activations stay on the device; only the position and token
- * ids go up and logits (or, when a layer hook is set and the exits do not
+ * Weights are uploaded once per context (F32/F16 as in the file, Q8_0, Q4_0
+ * and Q4_1 repacked); activations stay on the device; only the position and
+ * token ids go up and logits (or, when a layer hook is set and the exits do not
  * run in place, the residual stream) come down. The KV cache of a sequence
  * gets a device copy on its first pass here (struct kv_cache's dev), laid
  * out like the host one, so rollback is still only lowering kv->len.
@@ -221,12 +221,13 @@ static void cuda_ctx_free(void *ctx)
     free(g);
 }
 
-/* The kernels read F32, F16 and Q8_0 rows in whole vector loads. */
+/* The kernels read F32, F16 rows in whole vector loads, quantized rows
+ * (Q8_0, Q4_0, Q4_1) in whole 32-column blocks. */
 static bool check_matrix(const struct matrix *m, const char *name, char *err, size_t errlen)
 {
     int align = m->type == DTYPE_F32 ? 4 : m->type == DTYPE_F16 ? 8 : 32;
     if (!cuda_weight_type_supported(m->type)) {
-        snprintf(err, errlen, "device cuda: %s is %s; the CUDA kernels take f32, f16 and q8_0",
+        snprintf(err, errlen, "device cuda: %s is %s; the CUDA kernels take f32, f16, q8_0, q4_0 and q4_1",
                  name, dtype_name(m->type));
         return false;
     }

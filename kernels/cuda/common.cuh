@@ -102,8 +102,13 @@ __device__ __forceinline__ float half_bits_to_float(uint16_t b)
  * F32 and F16 rows are as in the GGUF file. Q8_0 is repacked at upload
  * (kernels/cuda/device.h): a matrix of R rows and C columns is R*C int8
  * quants, row-major, followed by R*C/32 half scales, so a lane can load 16
- * quants with one aligned 16-byte load (the file's 34-byte blocks cannot). */
-enum { W_F32 = 0, W_F16 = 1, W_Q8_0 = 8 };
+ * quants with one aligned 16-byte load (the file's 34-byte blocks cannot).
+ * Q4_0 and Q4_1 likewise: R*C/2 bytes of nibbles, each 32-column block's 16
+ * bytes as in the file (element j < 16 the low nibble of byte j, element
+ * j + 16 its high nibble) and 16-byte aligned, so one load is one block; then
+ * R*C/32 half scales d; then, for Q4_1 only, R*C/32 half offsets m.
+ * The ids are the file's (enum dtype). */
+enum { W_F32 = 0, W_F16 = 1, W_Q4_0 = 2, W_Q4_1 = 3, W_Q8_0 = 8 };
 
 /* Decodes CHUNK consecutive elements of row `row` starting at column `col`
  * (col a multiple of CHUNK) into out. */
@@ -152,11 +157,61 @@ template <> struct weight_row<W_Q8_0> {
     }
 };
 
+/* A Q4 block: the 32 nibbles of block `blk` (one 16-byte load) as
+ * integers 0..15 in column order. */
+__device__ __forceinline__ static void q4_block_nibbles(const void *w, size_t blk, int *q)
+{
+    uint4 v = reinterpret_cast<const uint4 *>(w)[blk];
+    unsigned u[4] = {v.x, v.y, v.z, v.w};
+    for (int j = 0; j < 16; j++) {
+        int b = (int)(u[j / 4] >> (8 * (j % 4)) & 0xffu);
+        q[j] = b & 0xf;
+        q[j + 16] = b >> 4;
+    }
+}
+
+/* x = d * (q - 8): the CPU's dequantize_row, operation for operation. */
+template <> struct weight_row<W_Q4_0> {
+    static constexpr int CHUNK = 32;
+    __device__ __forceinline__ static void load(const void *w, int rows, int cols, int row,
+                                                int col, float *out)
+    {
+        size_t blk = ((size_t)row * cols + col) / 32;
+        const uint16_t *d =
+            reinterpret_cast<const uint16_t *>(static_cast<const char *>(w) + (size_t)rows * cols / 2);
+        float scale = half_bits_to_float(d[blk]);
+        int q[32];
+        q4_block_nibbles(w, blk, q);
+        for (int i = 0; i < 32; i++)
+            out[i] = (float)(q[i] - 8) * scale;
+    }
+};
+
+/* x = d * q + m; d * q is exact in fp32 (an 11-bit mantissa times 4 bits),
+ * so a contracted FMA rounds it exactly as the CPU's multiply-then-add. */
+template <> struct weight_row<W_Q4_1> {
+    static constexpr int CHUNK = 32;
+    __device__ __forceinline__ static void load(const void *w, int rows, int cols, int row,
+                                                int col, float *out)
+    {
+        size_t n = (size_t)rows * cols, blk = ((size_t)row * cols + col) / 32;
+        const uint16_t *d =
+            reinterpret_cast<const uint16_t *>(static_cast<const char *>(w) + n / 2);
+        float scale = half_bits_to_float(d[blk]), min = half_bits_to_float(d[n / 32 + blk]);
+        int q[32];
+        q4_block_nibbles(w, blk, q);
+        for (int i = 0; i < 32; i++)
+            out[i] = (float)q[i] * scale + min;
+    }
+};
+
 /* Runs body.template operator()<TYPE>() for a runtime weight type. */
 #define WEIGHT_TYPE_DISPATCH(type, TYPE, ...)                                                  \
     switch (type) {                                                                            \
     case W_F32: { constexpr int TYPE = W_F32; __VA_ARGS__; } break;                            \
     case W_F16: { constexpr int TYPE = W_F16; __VA_ARGS__; } break;                            \
+    case W_Q4_0: { constexpr int TYPE = W_Q4_0; __VA_ARGS__; } break;                          \
+    case W_Q4_1: { constexpr int TYPE = W_Q4_1; __VA_ARGS__; } break;                          \
     case W_Q8_0: { constexpr int TYPE = W_Q8_0; __VA_ARGS__; } break;                          \
     default: fprintf(stderr, "cuda: weight type %d unsupported\n", (int)(type)); abort();     \
     }

@@ -101,7 +101,7 @@ extern "C" double cuda_copy_gbs(size_t bytes)
 
 extern "C" bool cuda_weight_type_supported(int type)
 {
-    return type == W_F32 || type == W_F16 || type == W_Q8_0;
+    return type == W_F32 || type == W_F16 || type == W_Q4_0 || type == W_Q4_1 || type == W_Q8_0;
 }
 
 extern "C" size_t cuda_weight_bytes(int type, int rows, int cols)
@@ -110,37 +110,65 @@ extern "C" size_t cuda_weight_bytes(int type, int rows, int cols)
     switch (type) {
     case W_F32: return n * 4;
     case W_F16: return n * 2;
+    case W_Q4_0: return n / 2 + n / 32 * 2;
+    case W_Q4_1: return n / 2 + n / 32 * 4;
     case W_Q8_0: return n + n / 32 * 2;
     default: return 0;
     }
 }
 
-/* ggml's block_q8_0: a half scale, then 32 quants. */
+/* ggml's blocks of 32: half scale(s), then quants (two per byte for Q4). */
 struct file_block_q8_0 {
     uint16_t d;
     int8_t qs[32];
 };
+struct file_block_q4_0 {
+    uint16_t d;
+    uint8_t qs[16];
+};
+struct file_block_q4_1 {
+    uint16_t d, m;
+    uint8_t qs[16];
+};
+
+/* Splits nb file blocks into the device layout (common.cuh): quants, then
+ * scales, then (Q4_1) offsets. */
+static void repack(char *stage, const void *host_rows, int type, size_t nb)
+{
+    size_t qbytes = type == W_Q8_0 ? 32 : 16;
+    uint16_t *d = (uint16_t *)(stage + nb * qbytes), *m = d + nb;
+    for (size_t i = 0; i < nb; i++) {
+        if (type == W_Q8_0) {
+            const file_block_q8_0 *b = (const file_block_q8_0 *)host_rows + i;
+            memcpy(stage + i * qbytes, b->qs, qbytes);
+            memcpy(&d[i], &b->d, 2);
+        } else if (type == W_Q4_0) {
+            const file_block_q4_0 *b = (const file_block_q4_0 *)host_rows + i;
+            memcpy(stage + i * qbytes, b->qs, qbytes);
+            memcpy(&d[i], &b->d, 2);
+        } else {
+            const file_block_q4_1 *b = (const file_block_q4_1 *)host_rows + i;
+            memcpy(stage + i * qbytes, b->qs, qbytes);
+            memcpy(&d[i], &b->d, 2);
+            memcpy(&m[i], &b->m, 2);
+        }
+    }
+}
 
 extern "C" void cuda_upload_weight(void *dst, const void *host_rows, int type, int rows, int cols)
 {
-    if (type != W_Q8_0) {
-        cuda_upload(dst, host_rows, cuda_weight_bytes(type, rows, cols));
+    size_t bytes = cuda_weight_bytes(type, rows, cols);
+    if (type == W_F32 || type == W_F16) {
+        cuda_upload(dst, host_rows, bytes);
         return;
     }
-    /* Repack on the host, one row at a time, into a staging copy of the
-     * device layout: quants (rows, cols) then scales (rows, cols/32). */
-    size_t n = (size_t)rows * cols;
-    char *stage = (char *)malloc(n + n / 32 * 2);
+    /* Repack on the host into a staging copy of the device layout. */
+    char *stage = (char *)malloc(bytes);
     if (!stage) {
         fprintf(stderr, "cuda_upload_weight: out of host memory\n");
         abort();
     }
-    const file_block_q8_0 *b = (const file_block_q8_0 *)host_rows;
-    uint16_t *scales = (uint16_t *)(stage + n);
-    for (size_t i = 0; i < n / 32; i++) {
-        memcpy(stage + i * 32, b[i].qs, 32);
-        memcpy(&scales[i], &b[i].d, 2);
-    }
-    cuda_upload(dst, stage, n + n / 32 * 2);
+    repack(stage, host_rows, type, (size_t)rows * cols / 32);
+    cuda_upload(dst, stage, bytes);
     free(stage);
 }

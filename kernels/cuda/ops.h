@@ -41,8 +41,9 @@ void cuda_sync(void);
 float cuda_time_ms(void (*fn)(void *ctx), void *ctx, int reps);
 double cuda_copy_gbs(size_t bytes);
 
-/* Weight matrices on the device: W_F32 / W_F16 rows as in the file, W_Q8_0
- * repacked (quants, then scales; see common.cuh). type is the GGUF dtype id. */
+/* Weight matrices on the device: W_F32 / W_F16 rows as in the file, W_Q8_0,
+ * W_Q4_0 and W_Q4_1 repacked (quants, then scales, then Q4_1's offsets; see
+ * common.cuh). type is the GGUF dtype id. */
 bool cuda_weight_type_supported(int type);
 size_t cuda_weight_bytes(int type, int rows, int cols);
 /* Uploads rows [row0, row0+rows) of a host matrix of `cols` columns whose
@@ -87,7 +88,7 @@ void cuda_swiglu(float *out, const float *gate, const float *up, long len, int b
 
 /* y (n, out) = x (n, in) · wᵀ, w (out, in) of `type`; any n >= 1 (groups of
  * up to 16 rows share one read of w). in must be a multiple of 8 (F16), 4
- * (F32) or 32 (Q8_0). warps: warps per block (0 = 4), one output row each. */
+ * (F32) or 32 (Q8_0, Q4_0, Q4_1). warps: warps per block (0 = 4), one output row each. */
 void cuda_gemv(float *y, const void *w, int type, const float *x, int n, int in, int out,
                int warps);
 

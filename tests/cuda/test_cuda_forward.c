@@ -23,16 +23,20 @@
 #define CTX 64
 
 /* NMSE bounds from measurement (docs/cuda.md): with float weights the two
- * backends differ by summation order only (measured ~5e-14); with q8_0 the
- * CPU also quantizes every matmul input to 8 bits (as ggml does) and the
- * GPU does not: ~1.2e-5 per matmul, ~1.2e-4 after the tiny model's 15. */
+ * backends differ by summation order only (measured ~5e-14); with q8_0, q4_0
+ * and q4_1 the CPU also quantizes every matmul input to 8 bits (as ggml
+ * does) and the GPU does not: ~1.5e-5 per matmul, ~1e-4 after the tiny
+ * model's 15. */
 static const struct {
     const char *file;
     double bound;
 } models[] = {{"tiny-llama-f32.gguf", 1e-10},
               {"tiny-llama-f16.gguf", 1e-10},
               {"tiny-qwen2-f16.gguf", 1e-10},
-              {"tiny-llama-q8_0.gguf", 5e-4}};
+              {"tiny-llama-q8_0.gguf", 5e-4},
+              {"tiny-llama-q4_0.gguf", 5e-4},
+              {"tiny-llama-q4_1.gguf", 5e-4},
+              {"tiny-qwen2-q4_1.gguf", 5e-4}};
 
 struct rig {
     struct model *m;
@@ -41,20 +45,26 @@ struct rig {
     int vocab;
 };
 
-static struct rig rig_open(const char *name, int max_rows)
+static struct rig rig_open_path(const char *path, int max_rows)
 {
-    char path[256], err[512];
-    snprintf(path, sizeof path, FIXTURES "%s", name);
+    char err[512];
     struct rig r = {model_load(path, err, sizeof err), threadpool_new(1), NULL, NULL, 0};
     if (!r.m)
         fail_msg("%s", err);
     r.cpu = forward_ctx_new_on("cpu", r.m, r.tp, max_rows, CTX, err, sizeof err);
     r.cuda = forward_ctx_new_on("cuda", r.m, r.tp, max_rows, CTX, err, sizeof err);
     if (!r.cpu || !r.cuda)
-        fail_msg("%s: %s", name, err);
+        fail_msg("%s: %s", path, err);
     assert_string_equal(forward_device(r.cuda), "cuda");
     r.vocab = r.m->cfg.vocab;
     return r;
+}
+
+static struct rig rig_open(const char *name, int max_rows)
+{
+    char path[256];
+    snprintf(path, sizeof path, FIXTURES "%s", name);
+    return rig_open_path(path, max_rows);
 }
 
 static void rig_close(struct rig *r)
@@ -119,28 +129,30 @@ static void test_matches_cpu(void **state)
     }
 }
 
-/* Matrices a pass of more than 16 rows sends to cuBLAS: those not Q8_0. */
+/* Matrices a pass of more than 16 rows sends to cuBLAS: F32 and F16. */
 static unsigned long gemm_matrices(const struct model *m)
 {
-    unsigned long n = m->output.type != DTYPE_Q8_0;
+    unsigned long n = cuda_gemm_type_supported(m->output.type);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const struct layer_weights *w = &m->layers[l];
         const struct matrix *ms[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
         for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
-            n += ms[i]->type != DTYPE_Q8_0;
+            n += cuda_gemm_type_supported(ms[i]->type);
     }
     return n;
 }
 
 /* A prompt of SEQ rows in one pass of a context that takes them all: the
  * CUDA backend's matmuls go through cuBLAS (F32, F16) or stay on the GEMV
- * (Q8_0), and the logits still match the CPU backend's by NMSE. Then a few
+ * (Q8_0, Q4_0, Q4_1), and the logits still match the CPU backend's by NMSE. Then a few
  * one-row decode steps on that cache, back on the GEMV, match as well.
  * F16's bound is looser than the GEMV's: the GEMM takes activations in f16. */
 static void test_long_prefill(void **state)
 {
     (void)state;
-    static const double gemm_bound[] = {1e-10, 1e-6, 1e-6, 5e-4};
+    static const double gemm_bound[] = {1e-10, 1e-6, 1e-6, 5e-4, 5e-4, 5e-4, 5e-4};
+    _Static_assert(sizeof gemm_bound / sizeof gemm_bound[0] == sizeof models / sizeof models[0],
+                   "a bound per model");
     enum { DECODE = 4 };
     struct rng g;
     rng_seed(&g, 11);
@@ -329,16 +341,71 @@ static void test_hooks(void **state)
     rig_close(&r);
 }
 
+/* The real model of the demo (SmolLM2-135M-Instruct, Q4_1: 30 layers, 576
+ * wide, 49152 tokens), when scripts/fetch-smollm2.sh has put it in models/:
+ * a short prompt in one pass, then greedy decode steps, each backend feeding
+ * back its own argmax. The ids must agree, the logits by NMSE (the CPU
+ * quantizes every matmul input to 8 bits, the GPU does not: 210 matmuls). */
+#define SMOLLM2 "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+static void test_smollm2_q4_1(void **state)
+{
+    (void)state;
+    enum { PROMPT = 6, STEPS = 4 };
+    const double bound = 5e-3;
+    FILE *f = fopen(SMOLLM2, "rb");
+    if (!f) {
+        printf("  skipped: %s is absent (scripts/fetch-smollm2.sh fetches it)\n", SMOLLM2);
+        skip();
+    }
+    fclose(f);
+    struct rig r = rig_open_path(SMOLLM2, 16);
+    /* Fixed ids (1 is <|im_start|>), the rest arbitrary within the vocabulary. */
+    int32_t tok[2][PROMPT + STEPS] = {{1, 4093, 198, 19556, 28, 2683}};
+    memcpy(tok[1], tok[0], sizeof(int32_t) * PROMPT);
+    size_t bytes = sizeof(float) * (PROMPT + STEPS) * r.vocab;
+    float *out[2] = {malloc(bytes), malloc(bytes)};
+    struct forward_ctx *fc[2] = {r.cpu, r.cuda};
+    double worst = 0;
+    for (int d = 0; d < 2; d++) {
+        struct kv_cache *kv = kv_new(&r.m->cfg, CTX);
+        run_passes(fc[d], kv, tok[d], PROMPT, (int[]){PROMPT}, 1, out[d], r.vocab);
+        for (int i = 0; i < STEPS; i++) {
+            const float *last = out[d] + (long)(PROMPT + i - 1) * r.vocab;
+            int best = 0;
+            for (int v = 1; v < r.vocab; v++)
+                best = last[v] > last[best] ? v : best;
+            tok[d][PROMPT + i] = best;
+            if (i < STEPS - 1)
+                run_passes(fc[d], kv, tok[d] + PROMPT + i, 1, (int[]){1}, 1,
+                           out[d] + (long)(PROMPT + i) * r.vocab, r.vocab);
+        }
+        kv_free(kv);
+    }
+    assert_memory_equal(tok[0], tok[1], sizeof tok[0]);
+    for (int i = 0; i < PROMPT + STEPS - 1; i++) {
+        double e = nmse(out[1] + (long)i * r.vocab, out[0] + (long)i * r.vocab, r.vocab);
+        worst = e > worst ? e : worst;
+    }
+    printf("  smollm2 q4_1: greedy ids equal (%d %d %d %d); logits nmse <= %.3e over %d "
+           "rows (bound %.0e)\n",
+           tok[0][PROMPT], tok[0][PROMPT + 1], tok[0][PROMPT + 2], tok[0][PROMPT + 3], worst,
+           PROMPT + STEPS - 1, bound);
+    assert_true(worst <= bound);
+    free(out[0]);
+    free(out[1]);
+    rig_close(&r);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
     char err[256];
-    struct model *m = model_load(FIXTURES "tiny-llama-q4_1.gguf", err, sizeof err);
+    struct model *m = model_load(FIXTURES "tiny-llama-bf16.gguf", err, sizeof err);
     assert_non_null(m);
     struct threadpool *tp = threadpool_new(1);
     assert_null(forward_ctx_new_on("cuda", m, tp, 4, CTX, err, sizeof err));
     printf("  refused: %s\n", err);
-    assert_non_null(strstr(err, "q4_1"));
+    assert_non_null(strstr(err, "bf16"));
     assert_null(forward_ctx_new_on("tpu", m, tp, 4, CTX, err, sizeof err));
     assert_non_null(strstr(err, "unknown device"));
     threadpool_free(tp);
@@ -354,6 +421,7 @@ int main(void)
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_smollm2_q4_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

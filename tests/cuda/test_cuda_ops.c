@@ -101,12 +101,14 @@ static void *weights_to_dev(const void *w, enum dtype t, int rows, int cols)
     return d;
 }
 
-static const enum dtype weight_types[] = {DTYPE_F32, DTYPE_F16, DTYPE_Q8_0};
+static const enum dtype weight_types[] = {DTYPE_F32, DTYPE_F16, DTYPE_Q8_0, DTYPE_Q4_0,
+                                          DTYPE_Q4_1};
+#define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
 
 static void test_embed(void **state)
 {
     (void)state;
-    for (size_t ti = 0; ti < 3; ti++)
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++)
         for (int dim = 64; dim <= 256; dim *= 4) {
             enum dtype t = weight_types[ti];
             int vocab = 50, n = 5;
@@ -232,7 +234,7 @@ static void test_gemv(void **state)
     struct threadpool *tp = threadpool_new(1);
     const int shapes[][2] = {{64, 33}, {256, 40}, {1024, 8}}; /* in, out */
     const int ns[] = {1, 3, 16, 19}, warps[] = {1, 4, 8};
-    for (size_t ti = 0; ti < 3; ti++)
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++)
         for (int si = 0; si < 3; si++)
             for (int ni = 0; ni < 4; ni++) {
                 enum dtype t = weight_types[ti];
@@ -256,9 +258,12 @@ static void test_gemv(void **state)
                 snprintf(shape, sizeof shape, "type=%s in=%d out=%d n=%d warps=%d", dtype_name(t),
                          in, out, n, wp);
                 check_nmse("gemv", shape, nmse(y, ref, (long)n * out), 1e-12);
-                /* The engine's CPU path quantizes x to 8 bits for q8_0 weights. */
+                /* The engine's CPU path quantizes x to 8 bits for quantized
+                 * weights (q8_0, q4_0, q4_1; q4_1's offset term also uses the
+                 * half-rounded block sum of x): that rounding, not the weights,
+                 * is the difference, so one bound for all three. */
                 check_nmse("gemv~cpu", shape, nmse(y, cpu, (long)n * out),
-                           t == DTYPE_Q8_0 ? 1e-4 : 1e-12);
+                           dtype_block_elems(t) == QK ? 1e-4 : 1e-12);
                 /* Batch invariance: each row alone gives the same bits. */
                 for (int r = 0; r < n; r += 7) {
                     gemv_rows(one, dw, t, dx, r, 1, in, out, wp);
@@ -410,7 +415,7 @@ static void test_exit_head(void **state)
 {
     (void)state;
     const int cases[][4] = {{64, 100, 1, 1}, {64, 300, 5, 8}, {128, 1000, 3, 16}, {256, 64, 16, 4}};
-    for (size_t ti = 0; ti < 3; ti++)
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++)
         for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
             enum dtype t = weight_types[ti];
             int dim = cases[ci][0], vocab = cases[ci][1], n = cases[ci][2], k = cases[ci][3];
