@@ -21,6 +21,9 @@
 #include "../engine/clock.h"
 
 #define MAX_IDENTITY 255
+/* The most rows of a CUDA pass that is batch invariant for every weight
+ * type (CUDA_GEMV_MAX_ROWS in kernels/cuda/ops.h). */
+#define CLOUD_CUDA_MAX_ROWS 16
 
 struct session {
     uint8_t id[MAX_IDENTITY];
@@ -581,15 +584,32 @@ struct cloud *cloud_new(const struct cloud_config *cfg, char *err, size_t errlen
         c->cfg.ctx = mc->ctx_train < 2048 ? mc->ctx_train : 2048;
     if (c->cfg.idle_s <= 0)
         c->cfg.idle_s = 300;
+    const char *device = c->cfg.device ? c->cfg.device : "cpu";
+    /* On CUDA a pass is batch invariant up to 16 rows (the GEMV; F32/F16
+     * passes of more rows go to cuBLAS, docs/cuda.md "Long prefills"), so by
+     * default a verify pass (γ + 1 rows) stays within that. A verify pass is
+     * never cut into chunks: EARLY comes from exits over the whole pass. */
     if (c->cfg.max_gamma <= 0)
-        c->cfg.max_gamma = 32;
+        c->cfg.max_gamma = !strcmp(device, "cuda") ? CLOUD_CUDA_MAX_ROWS - 1 : 32;
     if (c->cfg.threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->cfg.threads = n > 0 ? (int)n : 1;
     }
     int rows = c->cfg.max_gamma + 1;
     c->tp = threadpool_new(c->cfg.threads);
-    c->fc = c->tp ? forward_ctx_new(c->m, c->tp, rows > 32 ? rows : 32, c->cfg.ctx) : NULL;
+    char why[256];
+    c->fc = c->tp ? forward_ctx_new_on(device, c->m, c->tp, rows > 32 ? rows : 32, c->cfg.ctx, why,
+                                       sizeof why)
+                  : NULL;
+    if (c->tp && !c->fc) {
+        snprintf(err, errlen, "%s", why);
+        goto fail;
+    }
+    if (c->cfg.verbose && c->exits.n > 0) {
+        bool in_place = forward_exits_in_place(c->fc, &c->exits, why, sizeof why);
+        fprintf(stderr, "cloud: device %s, exits %s%s\n", device,
+                in_place ? "evaluated on the device" : "on the host: ", in_place ? "" : why);
+    }
     c->ev = c->tp ? exit_eval_new(c->m, &c->exits, c->tp, rows > 32 ? rows : 32) : NULL;
     c->logits = malloc(sizeof(float) * rows * mc->vocab);
     bool vf_ok = verifier_init(&c->vf, mc->vocab);

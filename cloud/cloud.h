@@ -30,6 +30,8 @@ struct cloud_config {
     const struct pace_profile *pace; /* optional: every pass takes at least the profile's
                                         time, EARLY at its exit's share (copied at start) */
     const char *trace;    /* optional: write timestamped events here (engine/trace.h) */
+    const char *device;   /* "cpu" (default, NULL) or "cuda": where passes and, when the
+                             device can, exits run (docs/cuda.md) */
 };
 
 struct cloud;

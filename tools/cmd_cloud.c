@@ -20,8 +20,12 @@ static void cloud_usage(FILE *out)
             "      --max-sessions N   sessions at once (default 8); more are refused\n"
             "      --ctx N            positions per session (default min(model's, 2048))\n"
             "      --idle-timeout S   close sessions idle this many seconds (default 300)\n"
-            "      --max-gamma G      most draft tokens per round (default 32)\n"
+            "      --max-gamma G      most draft tokens per round (default 32; 15 with\n"
+            "                         --device cuda: longer verify passes of f32/f16\n"
+            "                         targets go to cuBLAS, not batch invariant)\n"
             "      --threads N        worker threads (default: all cores)\n"
+            "      --device D         cpu | cuda (default cpu): where the target's passes run;\n"
+            "                         cuda (bin/tandem-cuda) also evaluates exits on the GPU\n"
             "      --pace PROFILE     make every pass take at least the time a device profile\n"
             "                         gives (bench/profiles; results are emulated)\n"
             "      --trace FILE       write timestamped round events (for `tandem prof`)\n"
@@ -35,14 +39,15 @@ static void on_signal(int sig) { stop_flag = sig; }
 
 int cmd_cloud(int argc, char **argv)
 {
-    enum { O_BIND = 256, O_MAXS, O_CTX, O_IDLE, O_GAMMA, O_THREADS, O_PACE, O_TRACE };
+    enum { O_BIND = 256, O_MAXS, O_CTX, O_IDLE, O_GAMMA, O_THREADS, O_PACE, O_TRACE, O_DEVICE };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},        {"bind", required_argument, 0, O_BIND},
         {"max-sessions", required_argument, 0, O_MAXS}, {"ctx", required_argument, 0, O_CTX},
         {"idle-timeout", required_argument, 0, O_IDLE}, {"max-gamma", required_argument, 0, O_GAMMA},
         {"threads", required_argument, 0, O_THREADS}, {"verbose", no_argument, 0, 'v'},
         {"pace", required_argument, 0, O_PACE},      {"trace", required_argument, 0, O_TRACE},
-        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
+        {"device", required_argument, 0, O_DEVICE},  {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     struct cloud_config cfg = {.bind = "tcp://*:5555"};
     struct pace_profile pace;
     const char *pace_path = NULL;
@@ -62,6 +67,7 @@ int cmd_cloud(int argc, char **argv)
         case 'v': cfg.verbose = true; break;
         case O_PACE: pace_path = optarg; break;
         case O_TRACE: cfg.trace = optarg; break;
+        case O_DEVICE: cfg.device = optarg; break;
         case 'h': cloud_usage(stdout); return 0;
         default: cloud_usage(stderr); return 2;
         }
@@ -94,7 +100,8 @@ int cmd_cloud(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    fprintf(stderr, "tandem cloud: serving %s on %s\n", cfg.model, cfg.bind);
+    fprintf(stderr, "tandem cloud: serving %s on %s (device %s)\n", cfg.model, cfg.bind,
+            cfg.device ? cfg.device : "cpu");
     bool ok = cloud_serve(cl, &stop_flag, err, sizeof err);
     if (!ok)
         fprintf(stderr, "tandem cloud: %s\n", err);

@@ -62,7 +62,7 @@ build/cuda/gpu_bench: build/rel/tests/cuda/gpu_bench.o $(CUDA_LIB)
 
 cuda: build/cuda/libtandem_cuda.a build/cuda/resources.txt bin/tandem-cuda \
       build/cuda/test_cuda_ops build/cuda/test_cuda_forward build/cuda/test_cuda_exits \
-      build/cuda/gpu_bench
+      build/cuda/test_cuda_cloud build/cuda/gpu_bench
 	@mkdir -p bench/results/cuda
 	cp build/cuda/resources.txt bench/results/cuda/resources.txt
 
@@ -106,7 +106,8 @@ build/san/engine/backend_cuda_on.o: engine/backend_cuda.c | $(PROTO_GEN)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -DTANDEM_CUDA -c -o $@ $<
 
-# The whole pass (test_cuda_forward) and exits in a pass (test_cuda_exits).
+# The whole pass (test_cuda_forward), exits in a pass (test_cuda_exits) and
+# the cloud serving an edge from the device (test_cuda_cloud).
 build/san/tests/test_cuda_%: build/san/tests/cuda/test_cuda_%.o $(HARNESS_ASAN) \
                              $(filter-out build/san/engine/backend_cuda.o,$(SAN_LIB)) \
                              build/san/engine/backend_cuda_on.o
@@ -121,7 +122,7 @@ build/tsan/tests/harness_selftest: build/cudahost-tsan/kernels/cuda/host/selftes
 
 CUDA_HOST_TESTS := build/san/tests/test_cuda_ops build/tsan/tests/test_cuda_ops \
                    build/tsan/tests/harness_selftest build/san/tests/test_cuda_forward \
-                   build/san/tests/test_cuda_exits
+                   build/san/tests/test_cuda_exits build/san/tests/test_cuda_cloud
 test: $(CUDA_HOST_TESTS)
 cuda-host-tests: $(CUDA_HOST_TESTS)
 .PHONY: cuda-host-tests

@@ -145,4 +145,13 @@ kill -9 "$cloud"; wait "$cloud" 2>/dev/null
 expect_error "no cloud at all: timeout" "no answer from the cloud" \
     $T edge -m "$tmp/d_prefix.gguf" --connect "$ep" --ids "1 2" -n 4 --timeout 500
 
+# --device: the plain build has no CUDA and says how to get it (the CUDA
+# cloud itself is tested on the host harness: tests/cuda/test_cuda_cloud.c).
+if [ "$T" = bin/tandem ]; then
+    expect_error "cloud --device cuda without CUDA" "built without CUDA (make cuda builds bin/tandem-cuda)" \
+        $T cloud -m "$tmp/te.gguf" --bind "ipc://$tmp/cuda.sock" --device cuda
+fi
+expect_error "cloud --device unknown" "unknown device 'tpu'" \
+    $T cloud -m "$tmp/te.gguf" --bind "ipc://$tmp/tpu.sock" --device tpu
+
 [ $fails -eq 0 ]

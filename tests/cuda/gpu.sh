@@ -9,6 +9,7 @@ mkdir -p "$out" models
 build/cuda/test_cuda_ops
 build/cuda/test_cuda_forward
 build/cuda/test_cuda_exits
+build/cuda/test_cuda_cloud
 model=models/llama2-7b-q8_0.gguf
 [ -f "$model" ] || bin/tandem synth --preset llama2-7b --type q8_0 -o "$model"
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n 1 | tr ' ' '-')
