@@ -145,8 +145,10 @@ int main(int argc, char **argv)
     printf("|------------|------------------------------------|-----------|----------|---------|\n");
 
     const int shapes[][2] = {{4096, 4096}, {4096, 11008}, {11008, 4096}, {4096, 32000}};
-    const int types[] = {DTYPE_F16, DTYPE_Q8_0}, ns[] = {1, 4, 16};
-    for (int ti = 0; ti < 2; ti++)
+    /* GEMV: every weight type a served model has (SmolLM2 is Q4_1); the
+     * head below: the first two. */
+    const int types[] = {DTYPE_F16, DTYPE_Q8_0, DTYPE_Q4_0, DTYPE_Q4_1}, ns[] = {1, 4, 16};
+    for (int ti = 0; ti < 4; ti++)
         for (int si = 0; si < 4; si++)
             for (int ni = 0; ni < 3; ni++) {
                 struct gemv_job j = {NULL, NULL, NULL, types[ti], ns[ni], shapes[si][0],
