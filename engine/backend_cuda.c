@@ -221,13 +221,15 @@ static void cuda_ctx_free(void *ctx)
     free(g);
 }
 
-/* The kernels read F32, F16 rows in whole vector loads, quantized rows
+/* The kernels read F32, F16, BF16 rows in whole vector loads, quantized rows
  * (Q8_0, Q4_0, Q4_1) in whole 32-column blocks. */
 static bool check_matrix(const struct matrix *m, const char *name, char *err, size_t errlen)
 {
-    int align = m->type == DTYPE_F32 ? 4 : m->type == DTYPE_F16 ? 8 : 32;
+    int align = m->type == DTYPE_F32                               ? 4
+                : m->type == DTYPE_F16 || m->type == DTYPE_BF16 ? 8
+                                                                : 32;
     if (!cuda_weight_type_supported(m->type)) {
-        snprintf(err, errlen, "device cuda: %s is %s; the CUDA kernels take f32, f16, q8_0, q4_0 and q4_1",
+        snprintf(err, errlen, "device cuda: %s is %s; the CUDA kernels take f32, f16, bf16, q8_0, q4_0 and q4_1",
                  name, dtype_name(m->type));
         return false;
     }
@@ -369,7 +371,7 @@ static struct kv_dev *kv_device(struct kv_cache *kv, char *err, size_t errlen)
 /* y (n, w->rows) = x · wᵀ. Up to 16 rows (decode, verify, short prompts):
  * the batch-invariant GEMV. More (chunks of a long prefill): cuBLAS for F32
  * and F16 weights, whose bits depend on n (docs/cuda.md: what that changes);
- * Q8_0 stays on the GEMV in groups of 16. */
+ * Q8_0, Q4 and BF16 stay on the GEMV in groups of 16. */
 static void gemv(const struct cuda_ctx *g, float *y, const struct dev_matrix *w, const float *x,
                  int n)
 {

@@ -3,8 +3,8 @@
  * kernels share (warp reductions, weight-row decoding).
  *
  * Everything here stays within CUDA 10.2 / sm_53 (the Jetson Nano draft
- * path): no bf16, no tensor cores, no cooperative groups; only *_sync warp
- * intrinsics and __half conversions. */
+ * path): no bf16 type (bf16 weights are decoded by a shift), no tensor cores,
+ * no cooperative groups; only *_sync warp intrinsics and __half conversions. */
 #ifndef TANDEM_KERNELS_CUDA_COMMON_CUH
 #define TANDEM_KERNELS_CUDA_COMMON_CUH
 
@@ -107,8 +107,9 @@ __device__ __forceinline__ float half_bits_to_float(uint16_t b)
  * bytes as in the file (element j < 16 the low nibble of byte j, element
  * j + 16 its high nibble) and 16-byte aligned, so one load is one block; then
  * R*C/32 half scales d; then, for Q4_1 only, R*C/32 half offsets m.
+ * BF16 rows are as in the file too.
  * The ids are the file's (enum dtype). */
-enum { W_F32 = 0, W_F16 = 1, W_Q4_0 = 2, W_Q4_1 = 3, W_Q8_0 = 8 };
+enum { W_F32 = 0, W_F16 = 1, W_Q4_0 = 2, W_Q4_1 = 3, W_Q8_0 = 8, W_BF16 = 30 };
 
 /* Decodes CHUNK consecutive elements of row `row` starting at column `col`
  * (col a multiple of CHUNK) into out. */
@@ -138,6 +139,30 @@ template <> struct weight_row<W_F16> {
         for (int i = 0; i < 4; i++) {
             out[2 * i] = half_bits_to_float((uint16_t)(u[i] & 0xffffu));
             out[2 * i + 1] = half_bits_to_float((uint16_t)(u[i] >> 16));
+        }
+    }
+};
+
+/* bf16 is the top half of an f32: widening is a 16-bit shift, exact, and the
+ * CPU's bf16_to_f32 bit for bit. Done on the raw bits so that no
+ * __nv_bfloat16 (CUDA 11+, sm_80 arithmetic) is needed on the Nano. */
+__device__ __forceinline__ float bf16_bits_to_float(unsigned b)
+{
+    return __int_as_float((int)(b << 16));
+}
+
+template <> struct weight_row<W_BF16> {
+    static constexpr int CHUNK = 8;
+    __device__ __forceinline__ static void load(const void *w, int rows, int cols, int row,
+                                                int col, float *out)
+    {
+        (void)rows;
+        uint4 v = *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(w) +
+                                                   (size_t)row * cols + col);
+        unsigned u[4] = {v.x, v.y, v.z, v.w};
+        for (int i = 0; i < 4; i++) {
+            out[2 * i] = bf16_bits_to_float(u[i] & 0xffffu);
+            out[2 * i + 1] = __int_as_float((int)(u[i] & 0xffff0000u)); /* high half: in place */
         }
     }
 };
@@ -213,6 +238,7 @@ template <> struct weight_row<W_Q4_1> {
     case W_Q4_0: { constexpr int TYPE = W_Q4_0; __VA_ARGS__; } break;                          \
     case W_Q4_1: { constexpr int TYPE = W_Q4_1; __VA_ARGS__; } break;                          \
     case W_Q8_0: { constexpr int TYPE = W_Q8_0; __VA_ARGS__; } break;                          \
+    case W_BF16: { constexpr int TYPE = W_BF16; __VA_ARGS__; } break;                          \
     default: fprintf(stderr, "cuda: weight type %d unsupported\n", (int)(type)); abort();     \
     }
 

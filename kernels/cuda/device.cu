@@ -101,7 +101,8 @@ extern "C" double cuda_copy_gbs(size_t bytes)
 
 extern "C" bool cuda_weight_type_supported(int type)
 {
-    return type == W_F32 || type == W_F16 || type == W_Q4_0 || type == W_Q4_1 || type == W_Q8_0;
+    return type == W_F32 || type == W_F16 || type == W_BF16 || type == W_Q4_0 || type == W_Q4_1 ||
+           type == W_Q8_0;
 }
 
 extern "C" size_t cuda_weight_bytes(int type, int rows, int cols)
@@ -109,7 +110,8 @@ extern "C" size_t cuda_weight_bytes(int type, int rows, int cols)
     size_t n = (size_t)rows * cols;
     switch (type) {
     case W_F32: return n * 4;
-    case W_F16: return n * 2;
+    case W_F16:
+    case W_BF16: return n * 2;
     case W_Q4_0: return n / 2 + n / 32 * 2;
     case W_Q4_1: return n / 2 + n / 32 * 4;
     case W_Q8_0: return n + n / 32 * 2;
@@ -158,7 +160,7 @@ static void repack(char *stage, const void *host_rows, int type, size_t nb)
 extern "C" void cuda_upload_weight(void *dst, const void *host_rows, int type, int rows, int cols)
 {
     size_t bytes = cuda_weight_bytes(type, rows, cols);
-    if (type == W_F32 || type == W_F16) {
+    if (type == W_F32 || type == W_F16 || type == W_BF16) { /* rows as in the file */
         cuda_upload(dst, host_rows, bytes);
         return;
     }

@@ -64,7 +64,7 @@ static void gemv_launch(float *y, const void *w, const float *x, int n, int in, 
 extern "C" void cuda_gemv(float *y, const void *w, int type, const float *x, int n, int in,
                           int out, int warps)
 {
-    int chunk = type == W_F32 ? 4 : type == W_F16 ? 8 : 32; /* quantized: whole blocks */
+    int chunk = type == W_F32 ? 4 : type == W_F16 || type == W_BF16 ? 8 : 32; /* quantized: whole blocks */
     if (in % chunk) {
         fprintf(stderr, "cuda_gemv: %d columns is not a multiple of %d\n", in, chunk);
         abort();

@@ -41,7 +41,7 @@ void cuda_sync(void);
 float cuda_time_ms(void (*fn)(void *ctx), void *ctx, int reps);
 double cuda_copy_gbs(size_t bytes);
 
-/* Weight matrices on the device: W_F32 / W_F16 rows as in the file, W_Q8_0,
+/* Weight matrices on the device: W_F32 / W_F16 / W_BF16 rows as in the file, W_Q8_0,
  * W_Q4_0 and W_Q4_1 repacked (quants, then scales, then Q4_1's offsets; see
  * common.cuh). type is the GGUF dtype id. */
 bool cuda_weight_type_supported(int type);

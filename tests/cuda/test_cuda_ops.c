@@ -101,8 +101,8 @@ static void *weights_to_dev(const void *w, enum dtype t, int rows, int cols)
     return d;
 }
 
-static const enum dtype weight_types[] = {DTYPE_F32, DTYPE_F16, DTYPE_Q8_0, DTYPE_Q4_0,
-                                          DTYPE_Q4_1};
+static const enum dtype weight_types[] = {DTYPE_F32,  DTYPE_F16,  DTYPE_BF16,
+                                          DTYPE_Q8_0, DTYPE_Q4_0, DTYPE_Q4_1};
 #define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
 
 static void test_embed(void **state)
