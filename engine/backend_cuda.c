@@ -56,6 +56,7 @@ const struct backend backend_cuda = {"cuda", no_cuda_ctx_new, no_cuda_ctx_free, 
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/cpu/convert.h"
 #include "../kernels/cuda/ops.h"
 #include "exits.h"
 
@@ -98,9 +99,13 @@ struct cuda_ctx {
      * device KV (its layer addresses are launch arguments); NULL until the
      * first step, or when TANDEM_CUDA_GRAPHS=0. */
     struct cuda_graph *decode;
-    const float *decode_kv;
+    const void *decode_kv;
     int decode_n_ctx;
     bool graphs;
+    /* TANDEM_CUDA_KV=f16: this context's device KV caches hold f16 (half the
+     * memory: what lets a 4 GB Jetson Nano keep a longer context); f32
+     * otherwise. Chosen per context, at creation. */
+    bool kv_f16;
     float *host_x;                       /* (max_rows, dim) for layer hooks */
     /* exits evaluated in place (exit_head) */
     float *adapted, *low;   /* (max_rows, dim): h + A(h); v · h of a low-rank adapter */
@@ -111,9 +116,11 @@ struct cuda_ctx {
     int n_adapters;
 };
 
-/* The device copy of one sequence's KV cache: (n_layers, n_ctx, kv_dim) each. */
+/* The device copy of one sequence's KV cache: (n_layers, n_ctx, kv_dim) each,
+ * of f32, or of f16 (uint16_t bits) when f16. */
 struct kv_dev {
-    float *k, *v;
+    void *k, *v;
+    bool f16;
 };
 
 static void kv_dev_free(void *p)
@@ -316,6 +323,8 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
     g->v_rows = cuda_alloc(sizeof(float) * r * kv_dim);
     const char *graphs = getenv("TANDEM_CUDA_GRAPHS");
     g->graphs = !graphs || strcmp(graphs, "0") != 0;
+    const char *kv_type = getenv("TANDEM_CUDA_KV");
+    g->kv_f16 = kv_type && strcmp(kv_type, "f16") == 0;
     int max_in = c->dim > q_dim ? c->dim : q_dim;
     max_in = max_in > c->ffn_dim ? max_in : c->ffn_dim;
     if (max_rows > CUDA_GEMV_MAX_ROWS)
@@ -340,17 +349,31 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
 
 /* The sequence's device KV, made on its first pass here (with what the host
  * copy holds so far, so a cache filled on the CPU carries on). */
-static struct kv_dev *kv_device(struct kv_cache *kv, char *err, size_t errlen)
+static struct kv_dev *kv_device(const struct cuda_ctx *g, struct kv_cache *kv, char *err,
+                                size_t errlen)
 {
-    if (kv->dev)
-        return kv->dev;
+    if (kv->dev) {
+        struct kv_dev *d = kv->dev;
+        if (d->f16 != g->kv_f16) { /* one cache, one element type */
+            snprintf(err, errlen, "device cuda: this KV cache is %s on the device, the context's "
+                     "is %s (TANDEM_CUDA_KV)", d->f16 ? "f16" : "f32", g->kv_f16 ? "f16" : "f32");
+            return NULL;
+        }
+        return d;
+    }
     size_t n = (size_t)kv->n_layers * kv->n_ctx * kv->kv_dim;
+    size_t elem = g->kv_f16 ? sizeof(uint16_t) : sizeof(float);
     struct kv_dev *d = calloc(1, sizeof *d);
     if (d) {
-        d->k = cuda_alloc(sizeof(float) * n);
-        d->v = cuda_alloc(sizeof(float) * n);
+        d->f16 = g->kv_f16;
+        d->k = cuda_alloc(elem * n);
+        d->v = cuda_alloc(elem * n);
     }
-    if (!d || !d->k || !d->v) {
+    uint16_t *stage = NULL;
+    if (d && d->f16 && kv->len > 0)
+        stage = malloc(sizeof(uint16_t) * (size_t)kv->len * kv->kv_dim);
+    if (!d || !d->k || !d->v || (d->f16 && kv->len > 0 && !stage)) {
+        free(stage);
         if (d)
             kv_dev_free(d);
         snprintf(err, errlen, "device cuda: out of device memory for a KV cache of %d positions",
@@ -358,10 +381,21 @@ static struct kv_dev *kv_device(struct kv_cache *kv, char *err, size_t errlen)
         return NULL;
     }
     for (int l = 0; l < kv->n_layers && kv->len > 0; l++) {
-        size_t off = (size_t)l * kv->n_ctx * kv->kv_dim, bytes = sizeof(float) * kv->len * kv->kv_dim;
-        cuda_upload(d->k + off, kv->k + off, bytes);
-        cuda_upload(d->v + off, kv->v + off, bytes);
+        size_t off = (size_t)l * kv->n_ctx * kv->kv_dim, len = (size_t)kv->len * kv->kv_dim;
+        const float *src[2] = {kv->k + off, kv->v + off};
+        void *dst[2] = {d->k, d->v};
+        for (int t = 0; t < 2; t++) {
+            if (!d->f16) {
+                cuda_upload((float *)dst[t] + off, src[t], sizeof(float) * len);
+                continue;
+            }
+            /* rounded as cuda_kv_store_f16 would have stored them */
+            for (size_t i = 0; i < len; i++)
+                stage[i] = f32_to_fp16(src[t][i]);
+            cuda_upload((uint16_t *)dst[t] + off, stage, sizeof(uint16_t) * len);
+        }
     }
+    free(stage);
     kv->dev = d;
     kv->dev_backend = "cuda";
     kv->dev_free = kv_dev_free;
@@ -392,7 +426,7 @@ static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev
     const struct dev_layer *w = &g->layers[l];
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     long nd = (long)n * c->dim;
-    float *k = d->k + (size_t)l * kv->n_ctx * kv_dim, *v = d->v + (size_t)l * kv->n_ctx * kv_dim;
+    size_t off = (size_t)l * kv->n_ctx * kv_dim;
     const int32_t *pos0 = g->step;
 
     cuda_rmsnorm_rows(g->h, g->x, w->attn_norm, n, c->dim, c->rms_eps, 0);
@@ -407,10 +441,19 @@ static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev
     cuda_rope_rows(g->q, n, c->n_heads, c->head_dim, pos0, g->rope_inv_freq, c->rope_neox, 0);
     cuda_rope_rows(g->k_rows, n, c->n_kv_heads, c->head_dim, pos0, g->rope_inv_freq,
                    c->rope_neox, 0);
-    cuda_kv_store(k, g->k_rows, n, kv_dim, pos0);
-    cuda_kv_store(v, g->v_rows, n, kv_dim, pos0);
-    cuda_attention(g->att, g->q, k, v, n, pos0, max_pos0, c->n_heads, c->n_kv_heads, c->head_dim,
-                   g->max_ctx, g->att_scratch, 0);
+    if (d->f16) {
+        uint16_t *k = (uint16_t *)d->k + off, *v = (uint16_t *)d->v + off;
+        cuda_kv_store_f16(k, g->k_rows, n, kv_dim, pos0);
+        cuda_kv_store_f16(v, g->v_rows, n, kv_dim, pos0);
+        cuda_attention_f16kv(g->att, g->q, k, v, n, pos0, max_pos0, c->n_heads, c->n_kv_heads,
+                             c->head_dim, g->max_ctx, g->att_scratch, 0);
+    } else {
+        float *k = (float *)d->k + off, *v = (float *)d->v + off;
+        cuda_kv_store(k, g->k_rows, n, kv_dim, pos0);
+        cuda_kv_store(v, g->v_rows, n, kv_dim, pos0);
+        cuda_attention(g->att, g->q, k, v, n, pos0, max_pos0, c->n_heads, c->n_kv_heads,
+                       c->head_dim, g->max_ctx, g->att_scratch, 0);
+    }
     gemv(g, g->h, &w->wo, g->att, n);
     /* tensor parallel: all-reduce h over the ranks here */
     cuda_add(g->x, g->h, nd, nd, 0);
@@ -475,7 +518,7 @@ static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_requ
 {
     struct cuda_ctx *g = ctx;
     const struct model_config *c = &g->m->cfg;
-    struct kv_dev *d = kv_device(kv, err, errlen);
+    struct kv_dev *d = kv_device(g, kv, err, errlen);
     if (!d)
         return false;
     int pos0 = kv->len;

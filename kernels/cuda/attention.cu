@@ -24,8 +24,17 @@ extern "C" size_t cuda_attention_scratch_floats(int max_rows, int n_heads, int h
     return (size_t)max_rows * n_heads * n_spans(n_ctx) * (head_dim + 2);
 }
 
-// q (n, n_heads, hd); k, v (n_ctx, n_kv_heads, hd); part (n, n_heads, spans, hd + 2)
-__global__ void attention_span_kernel(float *part, const float *q, const float *k, const float *v,
+/* A cache element as fp32: f32 as is, f16 (the half-size cache) widened
+ * exactly; every sum below stays fp32 either way. */
+__device__ __forceinline__ float kv_value(const float *p, size_t i) { return p[i]; }
+__device__ __forceinline__ float kv_value(const uint16_t *p, size_t i)
+{
+    return half_bits_to_float(p[i]);
+}
+
+// q (n, n_heads, hd); k, v (n_ctx, n_kv_heads, hd) of KV; part (n, n_heads, spans, hd + 2)
+template <typename KV>
+__global__ void attention_span_kernel(float *part, const float *q, const KV *k, const KV *v,
                                       const int32_t *pos0, int n_heads, int n_kv_heads, int hd,
                                       int spans)
 {
@@ -44,10 +53,10 @@ __global__ void attention_span_kernel(float *part, const float *q, const float *
 
     /* Scores: a warp per position, lanes over the head dimension. */
     for (int t = t0 + warp; t < t1; t += n_warps) {
-        const float *kt = k + (size_t)t * kv_dim + kvh * hd;
+        const KV *kt = k + (size_t)t * kv_dim + kvh * hd;
         float d = 0.0f;
         for (int i = lane; i < hd; i += WARP)
-            d += qh[i] * kt[i];
+            d += qh[i] * kv_value(kt, i);
         d = warp_sum(d);
         if (lane == 0)
             score[t - t0] = d * scale;
@@ -69,7 +78,7 @@ __global__ void attention_span_kernel(float *part, const float *q, const float *
     for (int i = threadIdx.x; i < hd; i += blockDim.x) {
         float acc = 0.0f;
         for (int t = t0; t < t1; t++)
-            acc += score[t - t0] * v[(size_t)t * kv_dim + kvh * hd + i];
+            acc += score[t - t0] * kv_value(v, (size_t)t * kv_dim + kvh * hd + i);
         out[2 + i] = acc;
     }
     if (threadIdx.x == 0) {
@@ -100,17 +109,36 @@ __global__ void attention_merge_kernel(float *out, const float *part, const int3
     }
 }
 
-extern "C" void cuda_attention(float *out, const float *q, const float *k, const float *v, int n,
-                               const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
-                               int head_dim, int n_ctx, float *scratch, int block)
+template <typename KV>
+static void attention_launch(float *out, const float *q, const KV *k, const KV *v, int n,
+                             const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
+                             int head_dim, int n_ctx, float *scratch, int block)
 {
     int spans = n_spans(n_ctx);
     int threads = block_threads(block, 128);
     int used = (max_pos0 + n - 1) / CUDA_ATTN_SPAN + 1;
     used = used < spans ? used : spans;
-    TANDEM_LAUNCH(attention_span_kernel, dim3(used, n_heads, n), threads, 0, 0, scratch, q, k, v,
+    auto span = attention_span_kernel<KV>;
+    TANDEM_LAUNCH(span, dim3(used, n_heads, n), threads, 0, 0, scratch, q, k, v,
                   pos0, n_heads, n_kv_heads, head_dim, spans);
     int merge_threads = head_dim < 32 ? 32 : (head_dim > 128 ? 128 : head_dim);
     TANDEM_LAUNCH(attention_merge_kernel, dim3(n_heads, n), merge_threads, 0, 0, out, scratch,
                   pos0, n_heads, head_dim, spans);
+}
+
+extern "C" void cuda_attention(float *out, const float *q, const float *k, const float *v, int n,
+                               const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
+                               int head_dim, int n_ctx, float *scratch, int block)
+{
+    attention_launch(out, q, k, v, n, pos0, max_pos0, n_heads, n_kv_heads, head_dim, n_ctx,
+                     scratch, block);
+}
+
+extern "C" void cuda_attention_f16kv(float *out, const float *q, const uint16_t *k,
+                                     const uint16_t *v, int n, const int32_t *pos0, int max_pos0,
+                                     int n_heads, int n_kv_heads, int head_dim, int n_ctx,
+                                     float *scratch, int block)
+{
+    attention_launch(out, q, k, v, n, pos0, max_pos0, n_heads, n_kv_heads, head_dim, n_ctx,
+                     scratch, block);
 }

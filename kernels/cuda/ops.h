@@ -124,6 +124,15 @@ void cuda_attention(float *out, const float *q, const float *k, const float *v, 
  * so that no launch argument depends on the position. */
 void cuda_kv_store(float *cache, const float *rows, int n, int kv_dim, const int32_t *pos0);
 
+/* The same two over a half-size cache (f16 elements, same layout): the store
+ * rounds to nearest f16, attention widens exactly and accumulates in fp32, in
+ * the same order as the f32 cache, so batch invariance holds within this
+ * cache type. A CUDA context uses them when made with TANDEM_CUDA_KV=f16. */
+void cuda_kv_store_f16(uint16_t *cache, const float *rows, int n, int kv_dim, const int32_t *pos0);
+void cuda_attention_f16kv(float *out, const float *q, const uint16_t *k, const uint16_t *v, int n,
+                          const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
+                          int head_dim, int n_ctx, float *scratch, int block);
+
 /* The fused early-exit / LM head: for n <= 16 rows of hidden (n, dim), one
  * pass over head (vocab, dim) computes logits of rmsnorm(hidden)·norm_w,
  * their log-sum-exp and the top_k (<= CUDA_HEAD_MAX_K) largest, sorted

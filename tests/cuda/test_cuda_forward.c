@@ -399,6 +399,83 @@ static void test_smollm2_q4_1(void **state)
     rig_close(&r);
 }
 
+/* TANDEM_CUDA_KV=f16: the device KV cache in f16 (kernels read it into fp32
+ * sums). Against the f32 cache and the CPU the one new difference is K/V
+ * rounded to f16 (relative error <= 2^-11 per element, ~1e-7 NMSE on one
+ * attention output, ~2e-8 on the tiny models' logits); the bound 1e-5 on
+ * the logits leaves ~500x for deeper models and longer contexts. Against the
+ * CPU, q4_1 keeps its own 5e-4 (the CPU's 8-bit x dominates).
+ * Within the mode: any split of the sequence into passes (and the decode
+ * graph) gives the same bits, and draft/truncate/continue equals never
+ * drafting. A cache of one element type is refused by a context of the
+ * other. */
+static void test_f16_kv(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *file;
+        double bound;
+    } kv_models[] = {{"tiny-llama-f32.gguf", 1e-5},
+                     {"tiny-qwen2-f16.gguf", 1e-5},
+                     {"tiny-llama-q4_1.gguf", 5e-4}};
+    enum { PREFIX = 10, CONT = 6 };
+    struct rng g;
+    rng_seed(&g, 5);
+    for (size_t mi = 0; mi < sizeof kv_models / sizeof kv_models[0]; mi++) {
+        struct rig r32 = rig_open(kv_models[mi].file, 16);
+        setenv("TANDEM_CUDA_KV", "f16", 1);
+        struct rig r = rig_open(kv_models[mi].file, 16);
+        unsetenv("TANDEM_CUDA_KV");
+        int32_t tokens[SEQ];
+        random_tokens(&g, tokens, SEQ, r.vocab);
+        size_t bytes = sizeof(float) * SEQ * r.vocab;
+        float *cpu = malloc(bytes), *f32kv = malloc(bytes), *got = malloc(bytes);
+        float *again = malloc(bytes);
+        struct kv_cache *a = kv_new(&r.m->cfg, CTX), *b = kv_new(&r.m->cfg, CTX);
+        struct kv_cache *c = kv_new(&r.m->cfg, CTX), *e = kv_new(&r.m->cfg, CTX);
+        run_passes(r.cpu, a, tokens, SEQ, (int[]){1}, 1, cpu, r.vocab);
+        run_passes(r32.cuda, e, tokens, SEQ, (int[]){7, 1, 16, 3, 2}, 5, f32kv, r.vocab);
+        run_passes(r.cuda, b, tokens, SEQ, (int[]){7, 1, 16, 3, 2}, 5, got, r.vocab);
+        double e_cpu = nmse(got, cpu, (long)SEQ * r.vocab);
+        double e_32 = nmse(got, f32kv, (long)SEQ * r.vocab);
+        printf("  f16 kv %-22s logits nmse vs cpu %.3e (bound %.0e), vs f32-kv cuda %.3e "
+               "(bound 1e-5)\n", kv_models[mi].file, e_cpu, kv_models[mi].bound, e_32);
+        assert_true(e_cpu <= kv_models[mi].bound && e_32 <= 1e-5);
+        run_passes(r.cuda, c, tokens, SEQ, (int[]){1}, 1, again, r.vocab);
+        assert_memory_equal(got, again, bytes);
+
+        /* one element type per cache */
+        char err[256];
+        struct forward_request req = {tokens, 1, 0, again, NULL, NULL};
+        assert_false(forward(r32.cuda, b, &req, err, sizeof err));
+        assert_non_null(strstr(err, "TANDEM_CUDA_KV"));
+
+        /* rollback within the mode */
+        int k = 1 + (int)(rng_next(&g) % 16), j = (int)(rng_next(&g) % (k + 1));
+        int32_t seq[PREFIX + 16 + CONT], draft[16];
+        random_tokens(&g, seq, PREFIX, r.vocab);
+        random_tokens(&g, draft, k, r.vocab);
+        random_tokens(&g, seq + PREFIX + j, CONT, r.vocab);
+        memcpy(seq + PREFIX, draft, sizeof(int32_t) * j);
+        int total = PREFIX + j + CONT;
+        float *want = malloc(sizeof(float) * total * r.vocab);
+        float *roll = malloc(sizeof(float) * (PREFIX + 16 + CONT) * r.vocab);
+        struct kv_cache *x = kv_new(&r.m->cfg, CTX), *y = kv_new(&r.m->cfg, CTX);
+        run_passes(r.cuda, x, seq, total, (int[]){total}, 1, want, r.vocab);
+        run_passes(r.cuda, y, seq, PREFIX, (int[]){PREFIX}, 1, roll, r.vocab);
+        run_passes(r.cuda, y, draft, k, (int[]){k}, 1, roll + PREFIX * r.vocab, r.vocab);
+        kv_truncate(y, PREFIX + j);
+        run_passes(r.cuda, y, seq + PREFIX + j, CONT, (int[]){CONT}, 1,
+                   roll + (PREFIX + j) * r.vocab, r.vocab);
+        assert_memory_equal(want, roll, sizeof(float) * total * r.vocab);
+
+        kv_free(a); kv_free(b); kv_free(c); kv_free(e); kv_free(x); kv_free(y);
+        free(cpu); free(f32kv); free(got); free(again); free(want); free(roll);
+        rig_close(&r);
+        rig_close(&r32);
+    }
+}
+
 /* Every weight type the loader takes (f32, f16, bf16, q8_0, q4_0, q4_1) now
  * runs on the device, so no fixture is refused for its type any more; what is
  * left to refuse here is an unknown device. */
@@ -424,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_f16_kv),
         cmocka_unit_test(test_smollm2_q4_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -356,6 +356,41 @@ static void test_attention(void **state)
             to_host(one, dout, sizeof(float) * heads * hd);
             assert_memory_equal(one, out + (long)(n - 1) * heads * hd, sizeof(float) * heads * hd);
         }
+
+        /* The half-size cache: cuda_kv_store_f16 must round each element as
+         * the CPU's f32_to_fp16 (bitwise), attention over it must equal the
+         * CPU's on the rounded K/V (fp32 arithmetic either way), and stay
+         * batch invariant. Against the f32 cache the only difference is that
+         * rounding: relative error <= 2^-11 per element, NMSE ~1e-7 here. */
+        uint16_t *kh = malloc(sizeof(uint16_t) * kv_len), *vh = malloc(sizeof(uint16_t) * kv_len);
+        float *kr = fmalloc(kv_len), *vr = fmalloc(kv_len), *ref_r = fmalloc(q_len);
+        for (long i = 0; i < kv_len; i++) {
+            kh[i] = f32_to_fp16(k[i]); vh[i] = f32_to_fp16(v[i]);
+            kr[i] = fp16_to_f32(kh[i]); vr[i] = fp16_to_f32(vh[i]);
+        }
+        attention(tp, ref_r, q, kr, vr, n, pos0, heads, kvh, hd, scratch, ctx);
+        uint16_t *dkh = cuda_alloc(sizeof(uint16_t) * kv_len), *dvh = cuda_alloc(sizeof(uint16_t) * kv_len);
+        int32_t *dzero = to_dev(&(int32_t){0}, sizeof(int32_t));
+        cuda_kv_store_f16(dkh, dk, ctx, kvh * hd, dzero);
+        cuda_kv_store_f16(dvh, dv, ctx, kvh * hd, dzero);
+        uint16_t *back = malloc(sizeof(uint16_t) * kv_len);
+        to_host(back, dkh, sizeof(uint16_t) * kv_len);
+        assert_memory_equal(back, kh, sizeof(uint16_t) * kv_len);
+        to_host(back, dvh, sizeof(uint16_t) * kv_len);
+        assert_memory_equal(back, vh, sizeof(uint16_t) * kv_len);
+        cuda_attention_f16kv(dout, dq, dkh, dvh, n, dpos, pos0, heads, kvh, hd, ctx, ds, block);
+        to_host(out, dout, sizeof(float) * q_len);
+        check_nmse("attn f16kv", shape, nmse(out, ref_r, q_len), 1e-11);
+        check_nmse("attn~f32kv", shape, nmse(out, ref, q_len), 1e-5);
+        for (int graph_grid = 0; graph_grid < 2; graph_grid++) {
+            cuda_attention_f16kv(dout, dq + (long)(n - 1) * heads * hd, dkh, dvh, 1, dlast,
+                                 graph_grid ? ctx - 1 : pos0 + n - 1, heads, kvh, hd, ctx, ds,
+                                 block);
+            to_host(one, dout, sizeof(float) * heads * hd);
+            assert_memory_equal(one, out + (long)(n - 1) * heads * hd, sizeof(float) * heads * hd);
+        }
+        cuda_free(dkh); cuda_free(dvh); cuda_free(dzero);
+        free(kh); free(vh); free(kr); free(vr); free(ref_r); free(back);
         cuda_free(dq); cuda_free(dk); cuda_free(dv); cuda_free(dout); cuda_free(ds);
         cuda_free(dpos); cuda_free(dlast);
         free(q); free(k); free(v); free(ref); free(out); free(one); free(scratch);
