@@ -23,26 +23,17 @@
 #include "engine/model.h"
 #include "engine/sample.h"
 #include "kernels/cuda/ops.h"
+#include "tests/cuda/exits_fixture.h"
 #include "weights/gguf.h"
 
 #define FIXTURES "tests/golden/fixtures/"
 #define DRAFT FIXTURES "tiny-llama-q4_0.gguf"
-#define DIM 64
-#define N_EXITS 3
 #define TOKENS 24
 
 static char tmp_dir[64], target[128];
 
-static void fill_random(float *x, int n, float scale, uint64_t seed)
-{
-    struct rng g;
-    rng_seed(&g, seed);
-    for (int i = 0; i < n; i++)
-        x[i] = scale * (float)(2.0 * rng_uniform(&g) - 1.0);
-}
-
-/* tiny-llama-f32's two blocks twice (4 layers) with exits at 0 (full
- * adapter), 1 (none) and 2 (rank 8), thresholds low enough that the tiny
+/* The exits fixture (tests/cuda/exits_fixture.h) on tiny-llama-f32, rank 8
+ * at exit 2, thresholds low enough that the tiny
  * model's flat distributions still give EARLY verdicts. */
 static int setup(void **state)
 {
@@ -51,39 +42,12 @@ static int setup(void **state)
              access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(tmp_dir))
         return -1;
-    static float a[DIM * DIM], u[DIM * 8], v[8 * DIM];
-    fill_random(a, DIM * DIM, 0.1f, 1);
-    fill_random(u, DIM * 8, 0.3f, 2);
-    fill_random(v, 8 * DIM, 0.3f, 3);
     char err[512];
-    struct gguf_file *src = gguf_open(FIXTURES "tiny-llama-f32.gguf", err, sizeof err);
-    if (!src)
-        return -1;
-    struct gguf_writer *w = gguf_writer_new();
-    gguf_copy_kv(w, src);
-    gguf_set_u32(w, "llama.block_count", 4);
-    for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
-        const struct gguf_tensor *t = gguf_tensor_at(src, i);
-        gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, NULL, NULL);
-        int l;
-        char rest[64], again[96];
-        if (sscanf(t->name, "blk.%d.%63s", &l, rest) == 2) {
-            snprintf(again, sizeof again, "blk.%d.%s", l + 2, rest);
-            gguf_add_tensor(w, again, t->type, t->n_dims, t->ne, t->data, NULL, NULL);
-        }
-    }
-    gguf_set_arr_i32(w, "tandem.exit.layers", (int32_t[]){0, 1, 2}, N_EXITS);
-    gguf_set_arr_f32(w, "tandem.exit.thresholds", (float[]){0.02f, 0.02f, 0.02f}, N_EXITS);
-    gguf_add_tensor(w, "exit.0.adapter.weight", DTYPE_F32, 2, (uint64_t[]){DIM, DIM}, a, NULL,
-                    NULL);
-    gguf_add_tensor(w, "exit.2.adapter_u.weight", DTYPE_F32, 2, (uint64_t[]){8, DIM}, u, NULL,
-                    NULL);
-    gguf_add_tensor(w, "exit.2.adapter_v.weight", DTYPE_F32, 2, (uint64_t[]){DIM, 8}, v, NULL,
-                    NULL);
     snprintf(target, sizeof target, "%s/target-exits.gguf", tmp_dir);
-    bool ok = gguf_writer_write(w, target, NULL, NULL, err, sizeof err);
-    gguf_writer_free(w);
-    gguf_close(src);
+    bool ok = exits_fixture_write(FIXTURES "tiny-llama-f32.gguf", 8,
+                                  (float[]){0.02f, 0.02f, 0.02f}, target, err, sizeof err);
+    if (!ok)
+        fprintf(stderr, "%s\n", err);
     return ok ? 0 : -1;
 }
 

@@ -15,27 +15,19 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/cuda/exits_fixture.h"
 #include "tests/cuda/nmse.h"
 #include "engine/exits.h"
 #include "engine/sample.h"
 #include "kernels/cuda/ops.h"
 
 #define FIXTURES "tests/golden/fixtures/"
-#define DIM 64
 #define CTX 64
 #define MAX_ROWS 24 /* the most any case below uses */
 #define N 20          /* rows of the pass */
-#define N_EXITS 3
+#define N_EXITS EXITS_FIXTURE_N
 
 static char tmp_dir[64];
-
-static void fill_random(float *x, int n, float scale, uint64_t seed)
-{
-    struct rng g;
-    rng_seed(&g, seed);
-    for (int i = 0; i < n; i++)
-        x[i] = scale * (float)(2.0 * rng_uniform(&g) - 1.0);
-}
 
 static int setup(void **state)
 {
@@ -53,45 +45,15 @@ static int teardown(void **state)
     return system(cmd);
 }
 
-/* The fixture's two blocks twice (4 layers), exits at 0 (full adapter), 1
- * (none) and 2 (low rank `rank`), written to tmp_dir/name and loaded. */
+/* The exits fixture (tests/cuda/exits_fixture.h) from `fixture`, with a
+ * rank-`rank` adapter at exit 2, written to tmp_dir/name and loaded. */
 static struct model *model_with_exits(const char *fixture, int rank, const char *name)
 {
-    static float a[DIM * DIM], u[DIM * DIM], v[DIM * DIM];
-    fill_random(a, DIM * DIM, 0.1f, 1);
-    fill_random(u, DIM * rank, 0.3f, 2);
-    fill_random(v, rank * DIM, 0.3f, 3);
-    char path[256], err[512];
-    snprintf(path, sizeof path, FIXTURES "%s", fixture);
-    struct gguf_file *src = gguf_open(path, err, sizeof err);
-    if (!src)
-        fail_msg("%s", err);
-    struct gguf_writer *w = gguf_writer_new();
-    gguf_copy_kv(w, src);
-    gguf_set_u32(w, "llama.block_count", 4);
-    for (int64_t i = 0; i < gguf_n_tensors(src); i++) {
-        const struct gguf_tensor *t = gguf_tensor_at(src, i);
-        gguf_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, NULL, NULL);
-        int l;
-        char rest[64], again[96];
-        if (sscanf(t->name, "blk.%d.%63s", &l, rest) == 2) {
-            snprintf(again, sizeof again, "blk.%d.%s", l + 2, rest);
-            gguf_add_tensor(w, again, t->type, t->n_dims, t->ne, t->data, NULL, NULL);
-        }
-    }
-    gguf_set_arr_i32(w, "tandem.exit.layers", (int32_t[]){0, 1, 2}, N_EXITS);
-    gguf_set_arr_f32(w, "tandem.exit.thresholds", (float[]){0.5f, 0.6f, 0.7f}, N_EXITS);
-    gguf_add_tensor(w, "exit.0.adapter.weight", DTYPE_F32, 2, (uint64_t[]){DIM, DIM}, a, NULL,
-                    NULL);
-    gguf_add_tensor(w, "exit.2.adapter_u.weight", DTYPE_F32, 2, (uint64_t[]){rank, DIM}, u, NULL,
-                    NULL);
-    gguf_add_tensor(w, "exit.2.adapter_v.weight", DTYPE_F32, 2, (uint64_t[]){DIM, rank}, v, NULL,
-                    NULL);
+    char src[256], path[256], err[512];
+    snprintf(src, sizeof src, FIXTURES "%s", fixture);
     snprintf(path, sizeof path, "%s/%s", tmp_dir, name);
-    if (!gguf_writer_write(w, path, NULL, NULL, err, sizeof err))
+    if (!exits_fixture_write(src, rank, (float[]){0.5f, 0.6f, 0.7f}, path, err, sizeof err))
         fail_msg("%s", err);
-    gguf_writer_free(w);
-    gguf_close(src);
     struct model *m = model_load(path, err, sizeof err);
     if (!m)
         fail_msg("%s", err);

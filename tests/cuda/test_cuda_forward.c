@@ -258,39 +258,42 @@ static void test_decode_graph(void **state)
     }
 }
 
-/* Prefix, draft k, truncate to j, continue == the same tokens without the
- * dropped draft, bit for bit, on the device KV cache. */
+/* Prefix, draft k (random 1..16), truncate to j, continue == the same tokens
+ * without the dropped draft, bit for bit, on fc's KV cache. */
+static void check_rollback(struct forward_ctx *fc, const struct model *m, int vocab, struct rng *g)
+{
+    enum { PREFIX = 10, CONT = 6 };
+    int k = 1 + (int)(rng_next(g) % 16), j = (int)(rng_next(g) % (k + 1));
+    int32_t seq[PREFIX + 16 + CONT], draft[16];
+    random_tokens(g, seq, PREFIX, vocab);
+    random_tokens(g, draft, k, vocab);
+    random_tokens(g, seq + PREFIX + j, CONT, vocab);
+    memcpy(seq + PREFIX, draft, sizeof(int32_t) * j);
+    int total = PREFIX + j + CONT;
+    float *want = malloc(sizeof(float) * total * vocab);
+    float *got = malloc(sizeof(float) * (PREFIX + 16 + CONT) * vocab);
+    struct kv_cache *a = kv_new(&m->cfg, CTX), *b = kv_new(&m->cfg, CTX);
+    run_passes(fc, a, seq, total, (int[]){total}, 1, want, vocab);
+    run_passes(fc, b, seq, PREFIX, (int[]){PREFIX}, 1, got, vocab);
+    run_passes(fc, b, draft, k, (int[]){k}, 1, got + PREFIX * vocab, vocab);
+    kv_truncate(b, PREFIX + j);
+    run_passes(fc, b, seq + PREFIX + j, CONT, (int[]){CONT}, 1, got + (PREFIX + j) * vocab, vocab);
+    assert_memory_equal(want, got, sizeof(float) * total * vocab);
+    kv_free(a);
+    kv_free(b);
+    free(want);
+    free(got);
+}
+
 static void test_rollback(void **state)
 {
     (void)state;
     struct rng g;
     rng_seed(&g, 7);
-    enum { PREFIX = 10, CONT = 6 };
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
         struct rig r = rig_open(models[mi].file, 16);
-        for (int trial = 0; trial < 3; trial++) {
-            int k = 1 + (int)(rng_next(&g) % 16), j = (int)(rng_next(&g) % (k + 1));
-            int32_t seq[PREFIX + 16 + CONT], draft[16];
-            random_tokens(&g, seq, PREFIX, r.vocab);
-            random_tokens(&g, draft, k, r.vocab);
-            random_tokens(&g, seq + PREFIX + j, CONT, r.vocab);
-            memcpy(seq + PREFIX, draft, sizeof(int32_t) * j);
-            int total = PREFIX + j + CONT;
-            float *want = malloc(sizeof(float) * total * r.vocab);
-            float *got = malloc(sizeof(float) * (PREFIX + 16 + CONT) * r.vocab);
-            struct kv_cache *a = kv_new(&r.m->cfg, CTX), *b = kv_new(&r.m->cfg, CTX);
-            run_passes(r.cuda, a, seq, total, (int[]){total}, 1, want, r.vocab);
-            run_passes(r.cuda, b, seq, PREFIX, (int[]){PREFIX}, 1, got, r.vocab);
-            run_passes(r.cuda, b, draft, k, (int[]){k}, 1, got + PREFIX * r.vocab, r.vocab);
-            kv_truncate(b, PREFIX + j);
-            run_passes(r.cuda, b, seq + PREFIX + j, CONT, (int[]){CONT}, 1,
-                       got + (PREFIX + j) * r.vocab, r.vocab);
-            assert_memory_equal(want, got, sizeof(float) * total * r.vocab);
-            kv_free(a);
-            kv_free(b);
-            free(want);
-            free(got);
-        }
+        for (int trial = 0; trial < 3; trial++)
+            check_rollback(r.cuda, r.m, r.vocab, &g);
         rig_close(&r);
     }
 }
@@ -418,7 +421,6 @@ static void test_f16_kv(void **state)
     } kv_models[] = {{"tiny-llama-f32.gguf", 1e-5},
                      {"tiny-qwen2-f16.gguf", 1e-5},
                      {"tiny-llama-q4_1.gguf", 5e-4}};
-    enum { PREFIX = 10, CONT = 6 };
     struct rng g;
     rng_seed(&g, 5);
     for (size_t mi = 0; mi < sizeof kv_models / sizeof kv_models[0]; mi++) {
@@ -451,26 +453,10 @@ static void test_f16_kv(void **state)
         assert_non_null(strstr(err, "TANDEM_CUDA_KV"));
 
         /* rollback within the mode */
-        int k = 1 + (int)(rng_next(&g) % 16), j = (int)(rng_next(&g) % (k + 1));
-        int32_t seq[PREFIX + 16 + CONT], draft[16];
-        random_tokens(&g, seq, PREFIX, r.vocab);
-        random_tokens(&g, draft, k, r.vocab);
-        random_tokens(&g, seq + PREFIX + j, CONT, r.vocab);
-        memcpy(seq + PREFIX, draft, sizeof(int32_t) * j);
-        int total = PREFIX + j + CONT;
-        float *want = malloc(sizeof(float) * total * r.vocab);
-        float *roll = malloc(sizeof(float) * (PREFIX + 16 + CONT) * r.vocab);
-        struct kv_cache *x = kv_new(&r.m->cfg, CTX), *y = kv_new(&r.m->cfg, CTX);
-        run_passes(r.cuda, x, seq, total, (int[]){total}, 1, want, r.vocab);
-        run_passes(r.cuda, y, seq, PREFIX, (int[]){PREFIX}, 1, roll, r.vocab);
-        run_passes(r.cuda, y, draft, k, (int[]){k}, 1, roll + PREFIX * r.vocab, r.vocab);
-        kv_truncate(y, PREFIX + j);
-        run_passes(r.cuda, y, seq + PREFIX + j, CONT, (int[]){CONT}, 1,
-                   roll + (PREFIX + j) * r.vocab, r.vocab);
-        assert_memory_equal(want, roll, sizeof(float) * total * r.vocab);
+        check_rollback(r.cuda, r.m, r.vocab, &g);
 
-        kv_free(a); kv_free(b); kv_free(c); kv_free(e); kv_free(x); kv_free(y);
-        free(cpu); free(f32kv); free(got); free(again); free(want); free(roll);
+        kv_free(a); kv_free(b); kv_free(c); kv_free(e);
+        free(cpu); free(f32kv); free(got); free(again);
         rig_close(&r);
         rig_close(&r32);
     }
