@@ -127,15 +127,23 @@ template <> struct weight_row<W_F32> {
     }
 };
 
+/* Eight 16-bit weights from element col of a row, one aligned 16-byte load,
+ * as four words (element 2i in the low half of u[i]). */
+__device__ __forceinline__ void load_8x16(const void *w, int cols, int row, int col, unsigned u[4])
+{
+    uint4 v = *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(w) +
+                                               (size_t)row * cols + col);
+    u[0] = v.x; u[1] = v.y; u[2] = v.z; u[3] = v.w;
+}
+
 template <> struct weight_row<W_F16> {
     static constexpr int CHUNK = 8;
     __device__ __forceinline__ static void load(const void *w, int rows, int cols, int row,
                                                 int col, float *out)
     {
         (void)rows;
-        uint4 v = *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(w) +
-                                                   (size_t)row * cols + col);
-        unsigned u[4] = {v.x, v.y, v.z, v.w};
+        unsigned u[4];
+        load_8x16(w, cols, row, col, u);
         for (int i = 0; i < 4; i++) {
             out[2 * i] = half_bits_to_float((uint16_t)(u[i] & 0xffffu));
             out[2 * i + 1] = half_bits_to_float((uint16_t)(u[i] >> 16));
@@ -157,9 +165,8 @@ template <> struct weight_row<W_BF16> {
                                                 int col, float *out)
     {
         (void)rows;
-        uint4 v = *reinterpret_cast<const uint4 *>(static_cast<const uint16_t *>(w) +
-                                                   (size_t)row * cols + col);
-        unsigned u[4] = {v.x, v.y, v.z, v.w};
+        unsigned u[4];
+        load_8x16(w, cols, row, col, u);
         for (int i = 0; i < 4; i++) {
             out[2 * i] = bf16_bits_to_float(u[i] & 0xffffu);
             out[2 * i + 1] = __int_as_float((int)(u[i] & 0xffff0000u)); /* high half: in place */
