@@ -1,6 +1,9 @@
 /* engine_bench: the CPU engine's speed on one model, as JSON on stdout.
  *
- *   engine_bench MODEL.gguf THREADS [DECODE_TOKENS] [REPS]
+ *   engine_bench [--no-repack] MODEL.gguf THREADS [DECODE_TOKENS] [REPS]
+ *
+ * The model is repacked for the CPU as `tandem run` does (model_repack)
+ * unless --no-repack.
  *
  * Measures, in one process so the numbers are side by side:
  *   - read bandwidth of this machine (sum over a 1 GiB buffer, all threads),
@@ -19,6 +22,7 @@
 
 #include "engine/forward.h"
 #include "engine/clock.h"
+#include "engine/model.h"
 
 struct bw_job {
     const uint64_t *buf;
@@ -90,14 +94,22 @@ static bool pass(struct forward_ctx *fc, struct kv_cache *kv, const int32_t *t, 
 
 int main(int argc, char **argv)
 {
+    const bool no_repack = argc > 1 && strcmp(argv[1], "--no-repack") == 0;
+    if (no_repack)
+        argc--, argv++;
     if (argc < 3) {
-        fprintf(stderr, "usage: engine_bench MODEL.gguf THREADS [DECODE_TOKENS] [REPS]\n");
+        fprintf(stderr, "usage: engine_bench [--no-repack] MODEL.gguf THREADS [DECODE_TOKENS] [REPS]\n");
         return 2;
     }
     int threads = atoi(argv[2]), n_decode = argc > 3 ? atoi(argv[3]) : 32,
         reps = argc > 4 ? atoi(argv[4]) : 7;
     char err[512];
     struct model *m = model_load(argv[1], err, sizeof err);
+    const long long repacked = m && !no_repack ? model_repack(m, err, sizeof err) : 0;
+    if (repacked < 0) {
+        model_free(m);
+        m = NULL;
+    }
     if (!m) {
         fprintf(stderr, "engine_bench: %s\n", err);
         return 1;
@@ -172,6 +184,7 @@ int main(int argc, char **argv)
     json_object *o = json_object_new_object();
     json_object_object_add(o, "model", json_object_new_string(argv[1]));
     json_object_object_add(o, "threads", json_object_new_int(threads));
+    json_object_object_add(o, "repacked_mb", json_object_new_double((double)repacked / 1e6));
     json_object_object_add(o, "weight_gb_per_token", json_object_new_double(gb));
     json_object_object_add(o, "read_bandwidth_gbs", json_object_new_double(bw));
     json_object_object_add(o, "decode_tok_s", json_object_new_double(tok_s));

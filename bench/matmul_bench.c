@@ -18,6 +18,7 @@
 #include "engine/clock.h"
 #include "kernels/cpu/matmul_impl.h"
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/repack.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -63,11 +64,23 @@ int main(int argc, char **argv)
     for (int i = 0; i < KMAX * in; i++)
         x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
 
+    /* Back ends, then the repacked Q8_0 kernel ("q8_0x16") where there is one. */
     const struct matmul_backend *be[8];
+    const char *name[8];
     int nb = 0;
-    for (int b = 0; b < matmul_backend_count && nb < 8; b++)
+    for (int b = 0; b < matmul_backend_count && nb < 7; b++)
         if (argc < 8 || strcmp(argv[7], matmul_backends[b]->name) == 0)
-            be[nb++] = matmul_backends[b];
+            name[nb] = matmul_backends[b]->name, be[nb++] = matmul_backends[b];
+    uint8_t *wp = NULL;
+    if (t == DTYPE_Q8_0 && q8_0x16_supported() && (argc < 8 || strcmp(argv[7], "q8_0x16") == 0)) {
+        if (posix_memalign((void **)&wp, 64, mat * (size_t)n_mat) != 0) {
+            fprintf(stderr, "matmul_bench: out of memory\n");
+            return 1;
+        }
+        for (int m = 0; m < n_mat; m++)
+            q8_0x16_pack(wp + (size_t)m * mat, w + (size_t)m * mat, in, out);
+        name[nb] = "q8_0x16", be[nb++] = NULL;
+    }
     if (nb == 0) {
         fprintf(stderr, "matmul_bench: no back end '%s' in this build\n", argv[7]);
         return 2;
@@ -79,7 +92,10 @@ int main(int argc, char **argv)
                 double t0 = clock_now_s();
                 for (int l = 0; l < loops; l++)
                     for (int m = 0; m < n_mat; m++)
-                        matmul_with(be[b], tp, y, w + (size_t)m * mat, t, x, k, in, out, scratch);
+                        if (be[b])
+                            matmul_with(be[b], tp, y, w + (size_t)m * mat, t, x, k, in, out, scratch);
+                        else
+                            matmul_q8_0x16(tp, y, wp + (size_t)m * mat, x, k, in, out, scratch);
                 times[((size_t)b * KMAX + (size_t)(k - 1)) * (size_t)reps + (size_t)rep] =
                     (clock_now_s() - t0) / loops;
             }
@@ -90,7 +106,7 @@ int main(int argc, char **argv)
         printf("  k=%d GB/s ratio", k);
     printf("\n");
     for (int b = 0; b < nb; b++) {
-        printf("%-8s", be[b]->name);
+        printf("%-8s", name[b]);
         double base = 0;
         for (int k = 1; k <= KMAX; k++) {
             double *tk = times + ((size_t)b * KMAX + (size_t)(k - 1)) * (size_t)reps;
@@ -108,6 +124,7 @@ int main(int argc, char **argv)
     free(scratch);
     free(y);
     free(x);
+    free(wp);
     free(w);
     return 0;
 }

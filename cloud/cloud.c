@@ -573,6 +573,8 @@ struct cloud *cloud_new(const struct cloud_config *cfg, char *err, size_t errlen
         goto fail;
     if (!(c->m = model_load(cfg->model, err, errlen)))
         goto fail;
+    if ((!cfg->device || !strcmp(cfg->device, "cpu")) && !cfg->no_repack && model_repack(c->m, err, errlen) < 0)
+        goto fail;
     if (!(c->tok = tokenizer_load(c->m->file, err, errlen)))
         goto fail;
     if (!exits_load(c->m, &c->exits, err, errlen))

@@ -535,7 +535,8 @@ struct edge *edge_open(const struct edge_config *cfg, char *err, size_t errlen)
     }
     if (cfg->trace && !(e->trace = trace_open(cfg->trace, "edge", err, errlen)))
         goto fail;
-    if (!(e->m = model_load(cfg->model, err, errlen)) || !(e->tok = tokenizer_load(e->m->file, err, errlen)))
+    if (!(e->m = model_load(cfg->model, err, errlen)) || !(e->tok = tokenizer_load(e->m->file, err, errlen)) ||
+        (!cfg->no_repack && model_repack(e->m, err, errlen) < 0))
         goto fail;
     const struct model_config *mc = &e->m->cfg;
     if (e->cfg.ctx <= 0)

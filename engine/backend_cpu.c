@@ -91,7 +91,7 @@ static void *cpu_ctx_new(const struct model *m, struct threadpool *tp, int max_r
 static void matmul_rows(struct cpu_ctx *fc, float *y, const struct matrix *mat,
                         const float *x, int n)
 {
-    matmul(fc->tp, y, mat->data, mat->type, x, n, mat->cols, mat->rows, fc->mm_scratch);
+    matrix_mul(fc->tp, y, mat, x, n, fc->mm_scratch);
 }
 
 /* One transformer block over n rows at positions pos0.., x updated in place. */

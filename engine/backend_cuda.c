@@ -235,6 +235,11 @@ static bool check_matrix(const struct matrix *m, const char *name, char *err, si
     int align = m->type == DTYPE_F32                               ? 4
                 : m->type == DTYPE_F16 || m->type == DTYPE_BF16 ? 8
                                                                 : 32;
+    if (m->q8_0x16) {
+        snprintf(err, errlen, "device cuda: %s was repacked for the CPU (model_repack); load the model without repacking",
+                 name);
+        return false;
+    }
     if (!cuda_weight_type_supported(m->type)) {
         snprintf(err, errlen, "device cuda: %s is %s; the CUDA kernels take f32, f16, bf16, q8_0, q4_0 and q4_1",
                  name, dtype_name(m->type));

@@ -79,7 +79,7 @@ void exit_eval_free(struct exit_eval *ev)
 /* y (n, mat->rows) = x (n, mat->cols) · matᵀ */
 static void matmul_rows(struct exit_eval *ev, float *y, const struct matrix *mat, const float *x, int n)
 {
-    matmul(ev->tp, y, mat->data, mat->type, x, n, mat->cols, mat->rows, ev->mm_scratch);
+    matrix_mul(ev->tp, y, mat, x, n, ev->mm_scratch);
 }
 
 /* Argmax and its softmax probability, summed in double in index order so

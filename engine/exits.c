@@ -92,7 +92,7 @@ static const struct gguf_tensor *find_matrix(struct exit_loader *ld, const char 
 
 static struct matrix as_matrix(const struct gguf_tensor *t)
 {
-    return (struct matrix){t->data, t->type, (int)t->ne[1], (int)t->ne[0]};
+    return (struct matrix){t->data, t->type, (int)t->ne[1], (int)t->ne[0], false};
 }
 
 static bool read_adapter(struct exit_loader *ld, struct exit_head *h)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "../kernels/cpu/quant.h"
 
@@ -137,7 +138,7 @@ static bool load_matrix(struct loader *ld, const char *name, int cols, int rows,
     const struct gguf_tensor *t = find(ld, name, cols, rows, true);
     if (!t)
         return false;
-    *out = (struct matrix){t->data, t->type, rows, cols};
+    *out = (struct matrix){t->data, t->type, rows, cols, false};
     ld->m->weight_bytes += t->nbytes;
     return true;
 }
@@ -272,6 +273,8 @@ void model_free(struct model *m)
     }
     free(m->output_norm);
     free(m->rope_inv_freq);
+    if (m->repacked)
+        munmap(m->repacked, m->repacked_bytes);
     gguf_close(m->file);
     free(m);
 }

@@ -31,11 +31,14 @@ struct model_config {
     bool tied_output;      /* LM head is token_embd */
 };
 
-/* A 2-D weight matrix: rows of `cols` elements of `type`. */
+/* A 2-D weight matrix: rows of `cols` elements of `type`. q8_0x16: data is
+ * Q8_0 repacked for the CPU (kernels/cpu/repack.h, model_repack), which only
+ * matrix_mul reads. */
 struct matrix {
     const void *data;
     enum dtype type;
     int rows, cols;
+    bool q8_0x16;
 };
 
 struct layer_weights {
@@ -57,10 +60,29 @@ struct model {
     struct layer_weights *layers;  /* n_layers */
     float *rope_inv_freq;          /* (head_dim/2), scaling included */
     size_t weight_bytes;           /* bytes of all tensors a token reads */
+    void *repacked;                /* model_repack's copy of the weights, or NULL */
+    size_t repacked_bytes;
 };
 
 struct model *model_load(const char *path, char *err, size_t errlen);
 void model_free(struct model *m);
+
+/* Repacks m's Q8_0 matrices (not the embedding table, which rows are read
+ * from) into the layout of the CPU's fastest Q8_0 kernel, where this build
+ * has one (kernels/cpu/repack.h): verify passes then cost far less than k
+ * decode steps. Each matrix is copied once, and its pages of the file mapping
+ * are dropped as soon as it is, so resident memory stays at about the size
+ * of the weights, not twice that. Results are bitwise those of the plain
+ * weights. Only the CPU backend can run a repacked model. Returns the bytes
+ * repacked (0: nothing to repack, or no such kernel here), or -1 with err
+ * set (out of memory). */
+long long model_repack(struct model *m, char *err, size_t errlen);
+
+struct threadpool;
+/* y (n, w->rows) = x (n, w->cols) . w^T on the CPU, in w's layout; scratch as
+ * for matmul(). */
+void matrix_mul(struct threadpool *tp, float *y, const struct matrix *w, const float *x, int n,
+                void *scratch);
 
 /* "llama" / "qwen2". */
 const char *arch_name(enum arch a);

@@ -26,6 +26,8 @@ static void cloud_usage(FILE *out)
             "      --threads N        worker threads (default: all cores)\n"
             "      --device D         cpu | cuda (default cpu): where the target's passes run;\n"
             "                         cuda (bin/tandem-cuda) also evaluates exits on the GPU\n"
+            "      --no-repack        keep Q8_0 weights as mapped from the file (by default the\n"
+            "                         CPU repacks them once at load for faster verify passes)\n"
             "      --pace PROFILE     make every pass take at least the time a device profile\n"
             "                         gives (bench/profiles; results are emulated)\n"
             "      --trace FILE       write timestamped round events (for `tandem prof`)\n"
@@ -39,7 +41,7 @@ static void on_signal(int sig) { stop_flag = sig; }
 
 int cmd_cloud(int argc, char **argv)
 {
-    enum { O_BIND = 256, O_MAXS, O_CTX, O_IDLE, O_GAMMA, O_THREADS, O_PACE, O_TRACE, O_DEVICE };
+    enum { O_BIND = 256, O_MAXS, O_CTX, O_IDLE, O_GAMMA, O_THREADS, O_PACE, O_TRACE, O_DEVICE, O_NOREPACK };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},        {"bind", required_argument, 0, O_BIND},
         {"max-sessions", required_argument, 0, O_MAXS}, {"ctx", required_argument, 0, O_CTX},
@@ -47,6 +49,7 @@ int cmd_cloud(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS}, {"verbose", no_argument, 0, 'v'},
         {"pace", required_argument, 0, O_PACE},      {"trace", required_argument, 0, O_TRACE},
         {"device", required_argument, 0, O_DEVICE},  {"help", no_argument, 0, 'h'},
+        {"no-repack", no_argument, 0, O_NOREPACK},
         {0, 0, 0, 0}};
     struct cloud_config cfg = {.bind = "tcp://*:5555"};
     struct pace_profile pace;
@@ -68,6 +71,7 @@ int cmd_cloud(int argc, char **argv)
         case O_PACE: pace_path = optarg; break;
         case O_TRACE: cfg.trace = optarg; break;
         case O_DEVICE: cfg.device = optarg; break;
+        case O_NOREPACK: cfg.no_repack = true; break;
         case 'h': cloud_usage(stdout); return 0;
         default: cloud_usage(stderr); return 2;
         }

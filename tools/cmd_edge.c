@@ -35,6 +35,8 @@ static void edge_usage(FILE *out)
             "                       the text accepted so far (default 3; 0: stop with the error)\n"
             "      --threads N      worker threads (default: all cores)\n"
             "      --ctx N          draft context (default min(model's, 2048))\n"
+            "      --no-repack      keep Q8_0 weights as mapped from the file (by default the\n"
+            "                       CPU repacks them once at load for faster multi-row passes)\n"
             "      --pace PROFILE   make every draft pass take at least the time a device\n"
             "                       profile gives (bench/profiles; results are emulated)\n"
             "      --trace FILE     write timestamped round events (for `tandem prof`, `tandem sim`)\n"
@@ -53,7 +55,7 @@ struct edge_opts {
 static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
 {
     enum { O_CONNECT = 256, O_IDS, O_MODE, O_GAMMA, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_CHAT, O_NOBOS,
-           O_NOEOS, O_TIMEOUT, O_RECONNECT, O_THREADS, O_CTX, O_JSON, O_PACE, O_TRACE };
+           O_NOEOS, O_TIMEOUT, O_RECONNECT, O_THREADS, O_CTX, O_JSON, O_PACE, O_TRACE, O_NOREPACK };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},       {"connect", required_argument, 0, O_CONNECT},
         {"prompt", required_argument, 0, 'p'},      {"ids", required_argument, 0, O_IDS},
@@ -66,6 +68,7 @@ static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
         {"threads", required_argument, 0, O_THREADS},
         {"ctx", required_argument, 0, O_CTX},       {"json", no_argument, 0, O_JSON},
         {"pace", required_argument, 0, O_PACE},     {"trace", required_argument, 0, O_TRACE},
+        {"no-repack", no_argument, 0, O_NOREPACK},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     optind = 1;
     int c, mode;
@@ -93,6 +96,7 @@ static int parse_edge_opts(int argc, char **argv, struct edge_opts *o)
         case O_CHAT: o->chat = true; o->chat_name = optarg; break;
         case O_NOBOS: o->no_bos = true; break;
         case O_NOEOS: o->cfg.ignore_eos = true; break;
+        case O_NOREPACK: o->cfg.no_repack = true; break;
         case O_TIMEOUT: ok = arg_int("--timeout", optarg, 1, 1 << 30, &o->cfg.timeout_ms); break;
         case O_RECONNECT: ok = arg_int("--reconnect", optarg, 0, 1 << 20, &o->cfg.reconnects); break;
         case O_THREADS: ok = arg_int("--threads", optarg, 1, 1024, &o->cfg.threads); break;

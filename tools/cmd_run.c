@@ -32,6 +32,8 @@ static void run_usage(FILE *out)
             "      --seed S         sampling seed (default 0)\n"
             "      --threads N      worker threads (default: all cores)\n"
             "      --device D       cpu | cuda (default cpu)\n"
+            "      --no-repack      keep Q8_0 weights as mapped from the file (by default the\n"
+            "                       CPU repacks them once at load for faster multi-row passes)\n"
             "      --ctx N          context length (default min(model's, 4096))\n"
             "      --no-bos         do not add the BOS token to a text prompt\n"
             "      --chat[=FORMAT]  send the prompt as a user message in the model's chat\n"
@@ -47,7 +49,7 @@ struct run_opts {
     int n_predict, threads, ctx;
     struct sampling sampling;
     uint64_t seed;
-    bool no_bos, ignore_eos, json;
+    bool no_bos, ignore_eos, json, no_repack;
 };
 
 static double peak_rss_mb(void)
@@ -197,14 +199,14 @@ static void print_json(const struct generation *g)
 
 static int parse_run_opts(int argc, char **argv, struct run_opts *o)
 {
-    enum { O_IDS = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_NOBOS, O_NOEOS, O_JSON, O_CHAT, O_DEVICE };
+    enum { O_IDS = 256, O_TEMP, O_TOPK, O_TOPP, O_SEED, O_THREADS, O_CTX, O_NOBOS, O_NOEOS, O_JSON, O_CHAT, O_DEVICE, O_NOREPACK };
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},    {"prompt", required_argument, 0, 'p'},
         {"n-predict", required_argument, 0, 'n'}, {"ids", required_argument, 0, O_IDS},
         {"temp", required_argument, 0, O_TEMP},  {"top-k", required_argument, 0, O_TOPK},
         {"top-p", required_argument, 0, O_TOPP}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"ctx", required_argument, 0, O_CTX},
-        {"device", required_argument, 0, O_DEVICE},
+        {"device", required_argument, 0, O_DEVICE}, {"no-repack", no_argument, 0, O_NOREPACK},
         {"no-bos", no_argument, 0, O_NOBOS},     {"ignore-eos", no_argument, 0, O_NOEOS},
         {"json", no_argument, 0, O_JSON},        {"help", no_argument, 0, 'h'},
         {"chat", optional_argument, 0, O_CHAT},
@@ -225,6 +227,7 @@ static int parse_run_opts(int argc, char **argv, struct run_opts *o)
         case O_THREADS: ok = arg_int("--threads", optarg, 1, 1024, &o->threads); break;
         case O_CTX: ok = arg_int("--ctx", optarg, 1, 1 << 24, &o->ctx); break;
         case O_DEVICE: o->device = optarg; break;
+        case O_NOREPACK: o->no_repack = true; break;
         case O_NOBOS: o->no_bos = true; break;
         case O_NOEOS: o->ignore_eos = true; break;
         case O_JSON: o->json = true; break;
@@ -262,6 +265,10 @@ int cmd_run(int argc, char **argv)
     }
     char err[512];
     struct model *m = model_load(o.model, err, sizeof err);
+    if (m && strcmp(o.device, "cpu") == 0 && !o.no_repack && model_repack(m, err, sizeof err) < 0) {
+        model_free(m);
+        m = NULL;
+    }
     if (!m) {
         fprintf(stderr, "tandem run: %s\n", err);
         return 1;

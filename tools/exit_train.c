@@ -156,14 +156,14 @@ static bool make_candidates(struct trainer *t)
                 cd->head.adapter = EXIT_LOW_RANK_ADAPTER;
                 cd->u = malloc(sizeof(float) * c->dim * rank);
                 cd->v = malloc(sizeof(float) * rank * c->dim);
-                cd->head.u = (struct matrix){cd->u, DTYPE_F32, c->dim, rank};
-                cd->head.v = (struct matrix){cd->v, DTYPE_F32, rank, c->dim};
+                cd->head.u = (struct matrix){cd->u, DTYPE_F32, c->dim, rank, false};
+                cd->head.v = (struct matrix){cd->v, DTYPE_F32, rank, c->dim, false};
                 if (!cd->u || !cd->v)
                     return false;
             } else {
                 cd->head.adapter = EXIT_FULL_ADAPTER;
                 cd->a = malloc(sizeof(float) * c->dim * c->dim);
-                cd->head.a = (struct matrix){cd->a, DTYPE_F32, c->dim, c->dim};
+                cd->head.a = (struct matrix){cd->a, DTYPE_F32, c->dim, c->dim, false};
                 if (!cd->a)
                     return false;
             }

@@ -61,6 +61,13 @@ void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *
                  void *scratch)
 {
     assert(dtype_is_supported(t) && be->rows[t]);
+    matmul_rows_with(be, be->rows[t], tp, y, w, t, x, n, in, out, scratch);
+}
+
+void matmul_rows_with(const struct matmul_backend *be, matmul_rows_fn rows, struct threadpool *tp,
+                      float *y, const void *w, enum dtype t, const float *x, int n, int in,
+                      int out, void *scratch)
+{
     assert(in > 0 && dtype_row_bytes(t, (uint64_t)in) > 0);
     if (n <= 0 || out <= 0)
         return;
@@ -73,7 +80,7 @@ void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *
         xin = xq;
     }
     struct matmul_call call = {
-        .rows = be->rows[t],
+        .rows = rows,
         .job = {.y = y, .w = w, .w_stride = dtype_row_bytes(t, (uint64_t)in), .x = xin,
                 .n = n, .in = in, .out = out},
     };

@@ -73,6 +73,11 @@ struct matmul_backend {
     matmul_rows_fn rows[DTYPE_BF16 + 1];
     /* Quantizes one activation row of `in` elements (a multiple of QK). */
     void (*quantize_x)(const float *x, struct block_q8x *y, int in);
+    /* Q8_0 weights repacked as kernels/cpu/repack.h lays them out; NULL if
+     * this back end has no kernel for them. */
+    matmul_rows_fn rows_q8_0x16;
+    /* q8_0x16_pack's work, faster; NULL with rows_q8_0x16. */
+    void (*pack_q8_0x16)(void *dst, const void *src, int in, int out);
 };
 
 extern const struct matmul_backend matmul_backend_scalar;
@@ -104,6 +109,11 @@ const struct matmul_backend *matmul_backend_best(void);
 void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *y,
                  const void *w, enum dtype t, const float *x, int n, int in, int out,
                  void *scratch);
+/* matmul_with, the rows computed by `rows` (one of be's) on weights of the
+ * layout it takes, whose row stride is still dtype_row_bytes(t, in). */
+void matmul_rows_with(const struct matmul_backend *be, matmul_rows_fn rows, struct threadpool *tp,
+                      float *y, const void *w, enum dtype t, const float *x, int n, int in,
+                      int out, void *scratch);
 
 /* Row tiling shared by every back end.
  *
@@ -154,7 +164,7 @@ void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *
  * (q8_0, q4_0, q4_1) by quant_tile rows x quant_step outputs. Back ends
  * differ in their tiles, never in this table. */
 #define MATMUL_DEFINE_BACKEND(var, label, quantizer, tile_float, float_tile, float_step,      \
-                              tile_quant, quant_tile, quant_step)                             \
+                              tile_quant, quant_tile, quant_step, rows_packed, packer)        \
     MATMUL_DEFINE_ROWS_TILED(rows_f32, tile_float, DTYPE_F32, float_tile, float_step)          \
     MATMUL_DEFINE_ROWS_TILED(rows_f16, tile_float, DTYPE_F16, float_tile, float_step)          \
     MATMUL_DEFINE_ROWS_TILED(rows_bf16, tile_float, DTYPE_BF16, float_tile, float_step)        \
@@ -172,6 +182,8 @@ void matmul_with(const struct matmul_backend *be, struct threadpool *tp, float *
             [DTYPE_Q4_1] = rows_q4_1,                                                         \
         },                                                                                    \
         .quantize_x = quantizer,                                                              \
+        .rows_q8_0x16 = rows_packed,                                                          \
+        .pack_q8_0x16 = packer,                                                               \
     };
 
 /* Tiles larger than max_tile never occur, and are not compiled. */

@@ -107,4 +107,4 @@ ALWAYS_INLINE void tile_float(const struct matmul_job *job, int o, int r0, int n
 }
 
 MATMUL_DEFINE_BACKEND(matmul_backend_scalar, "scalar", matmul_quantize_x_scalar,
-                      tile_float, MATMUL_TILE, 1, tile_quant, MATMUL_TILE, 1)
+                      tile_float, MATMUL_TILE, 1, tile_quant, MATMUL_TILE, 1, NULL, NULL)

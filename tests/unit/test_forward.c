@@ -17,8 +17,10 @@
 #define SEQ 48
 #define CTX 64
 
+/* "+repack": loaded, then repacked for the CPU (model_repack). */
 static const char *models[] = {"tiny-llama-q4_1.gguf", "tiny-llama-f32.gguf",
-                               "tiny-qwen2-f16.gguf", "tiny-llama-q8_0.gguf"};
+                               "tiny-qwen2-f16.gguf", "tiny-llama-q8_0.gguf",
+                               "tiny-qwen2-q8_0.gguf+repack"};
 
 struct rig {
     struct model *m;
@@ -30,9 +32,12 @@ struct rig {
 static struct rig rig_open(const char *name, int threads, int max_rows)
 {
     char path[256], err[512];
-    snprintf(path, sizeof path, FIXTURES "%s", name);
+    const char *plus = strchr(name, '+');
+    snprintf(path, sizeof path, FIXTURES "%.*s", plus ? (int)(plus - name) : (int)strlen(name), name);
     struct rig r = {model_load(path, err, sizeof err), threadpool_new(threads), NULL, 0};
     if (!r.m)
+        fail_msg("%s", err);
+    if (plus && model_repack(r.m, err, sizeof err) < 0)
         fail_msg("%s", err);
     r.fc = forward_ctx_new(r.m, r.tp, max_rows, CTX);
     r.vocab = r.m->cfg.vocab;
@@ -232,12 +237,49 @@ static void test_bad_requests(void **state)
     rig_close(&r);
 }
 
+/* A repacked model computes bitwise what the plain one does (passes of
+ * several sizes), whether its output matrix is its own (llama fixture) or
+ * the embedding table, which is not repacked (qwen2 fixture). */
+static void test_repacked_same_logits(void **state)
+{
+    (void)state;
+    const char *names[][2] = {{"tiny-llama-q8_0.gguf", "tiny-llama-q8_0.gguf+repack"},
+                              {"tiny-qwen2-q8_0.gguf", "tiny-qwen2-q8_0.gguf+repack"}};
+    for (size_t i = 0; i < 2; i++) {
+        struct rig plain = rig_open(names[i][0], 2, 16), packed = rig_open(names[i][1], 2, 16);
+        if (!packed.m->repacked) {
+            print_message("no q8_0x16 kernel in this build; skipped\n");
+            rig_close(&plain);
+            rig_close(&packed);
+            skip();
+        }
+        assert_true(packed.m->layers[0].wq.q8_0x16);
+        assert_false(packed.m->tok_embd.q8_0x16);
+        int32_t tokens[SEQ];
+        struct rng g;
+        rng_seed(&g, 11 + i);
+        random_tokens(&g, tokens, SEQ, plain.vocab);
+        float *want = malloc(sizeof(float) * SEQ * plain.vocab), *got = malloc(sizeof(float) * SEQ * plain.vocab);
+        struct kv_cache *a = kv_new(&plain.m->cfg, CTX), *b = kv_new(&packed.m->cfg, CTX);
+        run_passes(&plain, a, tokens, SEQ, (int[]){5, 1, 16, 3}, 4, want);
+        run_passes(&packed, b, tokens, SEQ, (int[]){5, 1, 16, 3}, 4, got);
+        assert_memory_equal(want, got, sizeof(float) * SEQ * plain.vocab);
+        assert_kv_equal(a, b, SEQ);
+        kv_free(a);
+        kv_free(b);
+        free(want);
+        free(got);
+        rig_close(&plain);
+        rig_close(&packed);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_invariance), cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_logit_rows),       cmocka_unit_test(test_layer_hook),
-        cmocka_unit_test(test_bad_requests),
+        cmocka_unit_test(test_bad_requests),     cmocka_unit_test(test_repacked_same_logits),
     };
     return cmocka_run_group_tests_name("forward pass", tests, NULL, NULL);
 }

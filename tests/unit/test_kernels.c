@@ -18,6 +18,7 @@
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/matmul_impl.h"
 #include "kernels/cpu/quant.h"
+#include "kernels/cpu/repack.h"
 #include "kernels/cpu/threadpool.h"
 
 #define U 0x1.0p-24 /* unit roundoff of float */
@@ -694,6 +695,56 @@ static void test_matmul_backends_close(void **state)
     threadpool_free(tp);
 }
 
+/* Q8_0 repacked for the AVX-512 tile (kernels/cpu/repack.h) gives bitwise
+ * what the best back end gives on the plain weights, for every pass of
+ * 1..16 rows, on 1 and 2 threads, with whole and partial last groups of 16
+ * rows, and wherever the packed copy starts (the kernel loads unaligned). */
+static void test_matmul_q8_0x16(void **state)
+{
+    (void)state;
+    if (!q8_0x16_supported()) {
+        print_message("no q8_0x16 kernel in this build; skipped\n");
+        skip();
+    }
+    struct threadpool *tps[2] = {threadpool_new(1), threadpool_new(2)};
+    const int outs[] = {16, 37, 64, 100};
+    const int ins[] = {32, 64, 256, 4096 + 32};
+    rng_reset(808);
+    for (size_t i = 0; i < sizeof ins / sizeof ins[0]; i++)
+        for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++) {
+            const int in = ins[i], out = outs[o];
+            struct mm_case c;
+            mm_case_init(&c, DTYPE_Q8_0, in, out, MAX_ROWS);
+            const size_t bytes = dtype_row_bytes(DTYPE_Q8_0, (uint64_t)in) * (size_t)out;
+            const size_t shift = (i + o) % 2 ? 4 : 0; /* start off a 64-byte line */
+            uint8_t *buf = xmalloc(bytes + 64 + shift), *packed = buf + (64 - (uintptr_t)buf % 64) % 64 + shift;
+            q8_0x16_pack(packed, c.w, in, out);
+            if (out >= 16 && memcmp(packed, c.w, bytes) == 0)
+                fail_msg("in=%d out=%d: packing left the weights as they were", in, out);
+            uint8_t *plain_loop = xmalloc(bytes);
+            q8_0x16_pack_reference(plain_loop, c.w, in, out);
+            if (memcmp(packed, plain_loop, bytes) != 0)
+                fail_msg("in=%d out=%d: the fast packer differs from the reference loop", in, out);
+            free(plain_loop);
+            float *want = xmalloc(sizeof(float) * MAX_ROWS * (size_t)out);
+            float *got = xmalloc(sizeof(float) * MAX_ROWS * (size_t)out);
+            for (int k = 1; k <= MAX_ROWS; k++)
+                for (int ti = 0; ti < 2; ti++) {
+                    matmul_with(matmul_backend_best(), tps[ti], want, c.w, DTYPE_Q8_0, c.x, k, in, out, c.scratch);
+                    matmul_q8_0x16(tps[ti], got, packed, c.x, k, in, out, c.scratch);
+                    if (memcmp(want, got, sizeof(float) * (size_t)k * (size_t)out) != 0)
+                        fail_msg("q8_0x16 in=%d out=%d k=%d threads=%d: differs from plain q8_0",
+                                 in, out, k, ti + 1);
+                }
+            free(want);
+            free(got);
+            free(buf);
+            mm_case_free(&c);
+        }
+    for (int i = 0; i < 2; i++)
+        threadpool_free(tps[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -713,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_matmul_q4_1),
         cmocka_unit_test(test_matmul_wide_pass),
         cmocka_unit_test(test_matmul_backends_close),
+        cmocka_unit_test(test_matmul_q8_0x16),
     };
     return cmocka_run_group_tests_name("cpu kernels", tests, NULL, NULL);
 }
