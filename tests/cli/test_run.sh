@@ -17,6 +17,12 @@ a=$($T run -m "$tmp/q.gguf" --ids "1 2 3" -n 16 --temp 0.9 --top-k 20 --seed 7 -
 b=$($T run -m "$tmp/q.gguf" --ids "1 2 3" -n 16 --temp 0.9 --top-k 20 --seed 7 --ignore-eos --json --threads 1 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['ids'])")
 check "same seed, same sample (1 vs 2 threads)" test "$a" = "$b"
 
+# Q8_0 weights repacked at load (the default) or left mapped: the same tokens.
+check "synth tiny q8_0" $T synth --preset tiny --type q8_0 --seed 5 -o "$tmp/q8.gguf"
+a=$($T run -m "$tmp/q8.gguf" --ids "1 2 3" -n 24 --ignore-eos --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['ids'])")
+b=$($T run -m "$tmp/q8.gguf" --ids "1 2 3" -n 24 --ignore-eos --json --no-repack 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin)['ids'])")
+check "repacked and mapped q8_0: same ids" test -n "$a" -a "$a" = "$b"
+
 expect_error "missing model file" "nope.gguf" $T run -m "$tmp/nope.gguf" --ids "1" -n 1
 head -c 1000 "$tmp/m.gguf" > "$tmp/trunc.gguf"
 expect_error "truncated model" "trunc.gguf" $T run -m "$tmp/trunc.gguf" --ids "1" -n 1
