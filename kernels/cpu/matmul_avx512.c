@@ -310,9 +310,12 @@ ALWAYS_INLINE void tile_q8_0x16(const struct matmul_job *job, int o, int r0, int
         const __m512 wd = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(d + 16 * b)));
         FOR_TILE_ROWS(r, nr) {
             const struct block_q8x *xb = job_xq_row(job, r0 + r) + b;
-            __m512i dot = _mm512_set1_epi32(-128 * xb->sum);
-            UNROLLED for (int k = 0; k < 8; k++)
+            __m512i dot = _mm512_set1_epi32(-128 * xb->sum), dot1 = _mm512_setzero_si512();
+            UNROLLED for (int k = 0; k < 8; k += 2) {
                 dot = _mm512_dpbusd_epi32(dot, wq[k], _mm512_set1_epi32(load_i32(xb->qs + 4 * k)));
+                dot1 = _mm512_dpbusd_epi32(dot1, wq[k + 1], _mm512_set1_epi32(load_i32(xb->qs + 4 * k + 4)));
+            }
+            dot = _mm512_add_epi32(dot, dot1);
             const __m512 scale = _mm512_mul_ps(wd, _mm512_set1_ps(xb->d));
             acc[r] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc[r]);
         }
