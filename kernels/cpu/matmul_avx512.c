@@ -283,10 +283,11 @@ ALWAYS_INLINE void tile_float(const struct matmul_job *job, int o, int r0, int n
 
 /* Repacked Q8_0 (kernels/cpu/repack.h): the sixteen rows' blocks come
  * transposed and offset already, their scales side by side, so a block is
- * nine loads and a convert where tile_quant spends some 45 instructions; the
- * x rows' part is tile_quant's, instruction for instruction, so the result is
- * bitwise the same. A partial last group is plain Q8_0 and goes to
- * tile_quant. */
+ * nine loads and a convert where tile_quant spends some 45 instructions. An
+ * x row's block dot runs in two dpbusd chains (half the latency), which sum
+ * to tile_quant's integer exactly; the float steps after it are tile_quant's,
+ * so the result is bitwise the same. A partial last group is plain Q8_0 and
+ * goes to tile_quant. */
 ALWAYS_INLINE void tile_q8_0x16(const struct matmul_job *job, int o, int r0, int nr, enum dtype t)
 {
     if (job->out - o < MATMUL_OUT_ALIGN) {
