@@ -1,14 +1,15 @@
 /* The CUDA backend: the CPU backend's pass, op for op, on kernels/cuda.
  *
- * Weights are uploaded once per context (F32/F16 as in the file, Q8_0, Q4_0
- * and Q4_1 repacked); activations stay on the device; only the position and
+ * Weights are uploaded once per context (F32/F16/BF16 as in the file, Q8_0,
+ * Q4_0 and Q4_1 repacked); activations stay on the device; only the position and
  * token ids go up and logits (or, when a layer hook is set and the exits do not
  * run in place, the residual stream) come down. The KV cache of a sequence
  * gets a device copy on its first pass here (struct kv_cache's dev), laid
  * out like the host one, so rollback is still only lowering kv->len.
  *
  * Matrix products: the batch-invariant GEMV up to 16 rows, cuBLAS above
- * (F32/F16). A plain 1-row decode step replays a CUDA graph of the whole
+ * (F32 in fp32; the other types in f16, BF16 and quantized weights
+ * dequantized a slice at a time). A plain 1-row decode step replays a CUDA graph of the whole
  * step, which is why no launch argument depends on the position.
  *
  * Loading is shard-aware for the tensor-parallel target (DESIGN.md §9): each
@@ -91,7 +92,11 @@ struct cuda_ctx {
     /* activations, as in the CPU backend */
     float *x, *h, *q, *att, *gate, *up; /* (max_rows, ...) */
     float *att_scratch, *logits;         /* logits (max_rows, vocab) */
-    void *gemm_scratch;                  /* x as f16 for cuda_gemm; NULL if max_rows <= 16 */
+    /* cuda_gemm's scratch (x as f16, a slice of dequantized weights): the
+     * most any of the model's matrices needs at max_rows; NULL if
+     * max_rows <= 16 or all matrices are F32. */
+    void *gemm_scratch;
+    size_t gemm_scratch_bytes;
     int32_t *step;      /* (1 + max_rows): the chunk's first position, then its tokens */
     int32_t *host_step; /* the same on the host, uploaded in one copy */
     float *k_rows, *v_rows; /* (max_rows, kv_dim) new keys/values before cuda_kv_store */
@@ -184,6 +189,13 @@ static float *upload_floats(const float *src, size_t n)
 static void free_matrix(struct dev_matrix *m)
 {
     cuda_free(m->data);
+}
+
+/* What cuda_gemm needs for n rows through m (0 if m never goes to it). */
+static size_t gemm_scratch_bytes(const struct dev_matrix *m, int n)
+{
+    return cuda_gemm_type_supported(m->type) ? cuda_gemm_scratch_bytes(m->type, n, m->cols, m->rows)
+                                             : 0;
 }
 
 static void cuda_ctx_free(void *ctx)
@@ -330,10 +342,20 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
     g->graphs = !graphs || strcmp(graphs, "0") != 0;
     const char *kv_type = getenv("TANDEM_CUDA_KV");
     g->kv_f16 = kv_type && strcmp(kv_type, "f16") == 0;
-    int max_in = c->dim > q_dim ? c->dim : q_dim;
-    max_in = max_in > c->ffn_dim ? max_in : c->ffn_dim;
-    if (max_rows > CUDA_GEMV_MAX_ROWS)
-        g->gemm_scratch = cuda_alloc(cuda_gemm_scratch_bytes(max_rows, max_in));
+    if (ok && max_rows > CUDA_GEMV_MAX_ROWS) {
+        g->gemm_scratch_bytes = gemm_scratch_bytes(&g->output, max_rows);
+        for (int l = 0; l < c->n_layers; l++) {
+            struct dev_layer *d = &g->layers[l];
+            const struct dev_matrix *ms[] = {&d->wq, &d->wk, &d->wv, &d->wo,
+                                             &d->w_gate, &d->w_up, &d->w_down};
+            for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++) {
+                size_t b = gemm_scratch_bytes(ms[i], max_rows);
+                g->gemm_scratch_bytes = b > g->gemm_scratch_bytes ? b : g->gemm_scratch_bytes;
+            }
+        }
+        if (g->gemm_scratch_bytes)
+            g->gemm_scratch = cuda_alloc(g->gemm_scratch_bytes);
+    }
     g->host_x = malloc(sizeof(float) * r * c->dim);
     g->adapted = cuda_alloc(sizeof(float) * r * c->dim);
     g->low = cuda_alloc(sizeof(float) * r * c->dim);
@@ -344,7 +366,7 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
         !g->gate || !g->up || !g->att_scratch || !g->logits || !g->step || !g->host_step ||
         !g->k_rows || !g->v_rows || !g->host_x ||
         !g->adapted || !g->low || !g->head_scratch || !g->head_out || !g->host_head_out ||
-        (max_rows > CUDA_GEMV_MAX_ROWS && !g->gemm_scratch)) {
+        (g->gemm_scratch_bytes && !g->gemm_scratch)) {
         cuda_ctx_free(g);
         snprintf(err, errlen, "device cuda: out of device memory for the model");
         return NULL;
@@ -408,14 +430,17 @@ static struct kv_dev *kv_device(const struct cuda_ctx *g, struct kv_cache *kv, c
 }
 
 /* y (n, w->rows) = x · wᵀ. Up to 16 rows (decode, verify, short prompts):
- * the batch-invariant GEMV. More (chunks of a long prefill): cuBLAS for F32
- * and F16 weights, whose bits depend on n (docs/cuda.md: what that changes);
- * Q8_0, Q4 and BF16 stay on the GEMV in groups of 16. */
+ * the batch-invariant GEMV. More (chunks of a long prefill): cuBLAS, whose
+ * bits depend on n (docs/cuda.md: what that changes). An exit adapter
+ * uploaded later whose product needs more scratch than the model's matrices
+ * stays on the GEMV in groups of 16. */
 static void gemv(const struct cuda_ctx *g, float *y, const struct dev_matrix *w, const float *x,
                  int n)
 {
-    if (n > CUDA_GEMV_MAX_ROWS && cuda_gemm_type_supported(w->type))
-        cuda_gemm(y, w->data, w->type, x, n, w->cols, w->rows, g->gemm_scratch);
+    if (n > CUDA_GEMV_MAX_ROWS && cuda_gemm_type_supported(w->type) &&
+        gemm_scratch_bytes(w, n) <= g->gemm_scratch_bytes)
+        cuda_gemm(y, w->data, w->type, x, n, w->cols, w->rows, g->gemm_scratch,
+                  g->gemm_scratch_bytes);
     else
         cuda_gemv(y, w->data, w->type, x, n, w->cols, w->rows, 0);
 }

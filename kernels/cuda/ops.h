@@ -95,14 +95,19 @@ void cuda_gemv(float *y, const void *w, int type, const float *x, int n, int in,
 /* The most rows a GEMV launch takes; the backend uses cuda_gemm above it. */
 #define CUDA_GEMV_MAX_ROWS 16
 
-/* The same product through cuBLAS (gemm.cu), for long prefills: F32 and F16
- * weights only (cuda_gemm_type_supported). Not batch invariant: a row's bits
- * depend on n. F16 rounds x to f16 (tensor-core GEMM, fp32 accumulation)
- * into scratch: cuda_gemm_scratch_bytes(n, in) bytes or more. */
+/* The same product through cuBLAS (gemm.cu), for long prefills
+ * (cuda_gemm_type_supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1). Not batch
+ * invariant: a row's bits depend on n. All but F32 round x to f16 into
+ * scratch (tensor-core GEMM, fp32 accumulation); BF16 and the quantized types
+ * also dequantize w to f16 there, a slice of whole output rows at a time: at
+ * most CUDA_GEMM_SLICE_WEIGHTS weights (at least one row), fewer if that is
+ * what scratch_bytes holds after x. cuda_gemm_scratch_bytes(type, n, in, out)
+ * is enough for one product. */
+#define CUDA_GEMM_SLICE_WEIGHTS (8L << 20) /* 16 MiB of f16: 704 rows of a 7B w_down */
 bool cuda_gemm_type_supported(int type);
-size_t cuda_gemm_scratch_bytes(int max_rows, int max_in);
+size_t cuda_gemm_scratch_bytes(int type, int n, int in, int out);
 void cuda_gemm(float *y, const void *w, int type, const float *x, int n, int in, int out,
-               void *scratch);
+               void *scratch, size_t scratch_bytes);
 /* Calls of cuda_gemm so far in this process (tests: which path a pass took). */
 unsigned long cuda_gemm_calls(void);
 

@@ -276,49 +276,114 @@ static void test_gemv(void **state)
     threadpool_free(tp);
 }
 
-/* cuBLAS GEMM (long prefills), F32 and F16 weights, more than 16 rows: f32
- * against the double reference; f16 against the reference on x rounded to
- * f16 (the path's one difference in kind) and, looser, on x itself. */
+static float round_f16(float v)
+{
+    return fp16_to_f32(f32_to_fp16(v));
+}
+
+/* y (n, out) = x (n, in) · wᵀ in double, w and x floats. */
+static void dot_rows(float *y, const float *w, const float *x, int n, int in, int out)
+{
+    for (int r = 0; r < n; r++)
+        for (int o = 0; o < out; o++) {
+            double acc = 0;
+            for (int i = 0; i < in; i++)
+                acc += (double)w[(long)o * in + i] * x[(long)r * in + i];
+            y[(long)r * out + o] = (float)acc;
+        }
+}
+
+/* cuda_gemm through y_dev, with scratch_bytes of scratch; y downloaded. */
+static void gemm_run(float *y, float *dy, const void *dw, enum dtype t, const float *dx, int n,
+                     int in, int out, size_t scratch_bytes)
+{
+    void *scratch = cuda_alloc(scratch_bytes ? scratch_bytes : 1);
+    assert_non_null(scratch);
+    unsigned long before = cuda_gemm_calls();
+    cuda_gemm(dy, dw, t, dx, n, in, out, scratch, scratch_bytes);
+    assert_int_equal(cuda_gemm_calls(), before + 1);
+    to_host(y, dy, sizeof(float) * n * out);
+    cuda_free(scratch);
+}
+
+/* cuBLAS GEMM (long prefills), more than 16 rows, every weight type. F32 in
+ * fp32; the others take x rounded to f16, and BF16/Q8_0/Q4_0/Q4_1 weights
+ * dequantized and rounded to f16 (per slice of output rows). Compared with:
+ *   gemm      the double product of the operands as the GEMM sees them (w
+ *             and x rounded to f16, except F32): fp32 accumulation only;
+ *   gemm~x    the exact product of the file's weights and x: adds the f16
+ *             roundings (each ≤ 2^-11 relative; none for F16 weights, none
+ *             for BF16 in f16's normal range);
+ *   gemm~cpu  the CPU matmul, which quantizes x to 8 bits for q8_0/q4_0/q4_1
+ *             (the GEMV's bound for those, 1e-4).
+ * Dequantized types run twice: in one slice, and with scratch for 7 weight
+ * rows only (slices of 7, the last ragged). */
 static void test_gemm(void **state)
 {
     (void)state;
+    struct threadpool *tp = threadpool_new(1);
     const int shapes[][2] = {{64, 33}, {256, 40}}; /* in, out */
     const int ns[] = {17, 40};
-    for (size_t ti = 0; ti < 2; ti++)
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++)
         for (int si = 0; si < 2; si++)
             for (int ni = 0; ni < 2; ni++) {
                 enum dtype t = weight_types[ti];
                 int in = shapes[si][0], out = shapes[si][1], n = ns[ni];
+                bool dequantized = t != DTYPE_F32 && t != DTYPE_F16;
+                assert_true(cuda_gemm_type_supported(t));
                 float *exact = fmalloc((long)out * in), *x = fmalloc((long)n * in);
-                float *xr = fmalloc((long)n * in), *y = fmalloc((long)n * out);
+                float *wr = fmalloc((long)out * in), *xr = fmalloc((long)n * in);
+                float *y = fmalloc((long)n * out), *cpu = fmalloc((long)n * out);
                 float *ref = fmalloc((long)n * out), *ref_r = fmalloc((long)n * out);
                 void *w = make_weights(t, out, in, exact);
                 fill(x, (long)n * in, 1.0f);
                 for (long i = 0; i < (long)n * in; i++)
-                    xr[i] = t == DTYPE_F16 ? fp16_to_f32(f32_to_fp16(x[i])) : x[i];
+                    xr[i] = t == DTYPE_F32 ? x[i] : round_f16(x[i]);
+                for (long i = 0; i < (long)out * in; i++)
+                    wr[i] = t == DTYPE_F32 ? exact[i] : round_f16(exact[i]);
+                dot_rows(ref_r, wr, xr, n, in, out);
                 for (int r = 0; r < n; r++)
                     for (int o = 0; o < out; o++) {
                         const char *row = (const char *)w + dtype_row_bytes(t, in) * o;
                         ref[(long)r * out + o] = (float)dot_reference(row, t, x + (long)r * in, in);
-                        ref_r[(long)r * out + o] =
-                            (float)dot_reference(row, t, xr + (long)r * in, in);
                     }
+                void *cpu_scratch = malloc(matmul_scratch_bytes(t, n, in) + 64);
+                matmul(tp, cpu, w, t, x, n, in, out, cpu_scratch);
                 void *dw = weights_to_dev(w, t, out, in);
                 float *dx = to_dev(x, sizeof(float) * n * in), *dy = dev_floats((long)n * out);
-                void *scratch = cuda_alloc(cuda_gemm_scratch_bytes(n, in));
-                unsigned long before = cuda_gemm_calls();
-                cuda_gemm(dy, dw, t, dx, n, in, out, scratch);
-                assert_int_equal(cuda_gemm_calls(), before + 1);
-                to_host(y, dy, sizeof(float) * n * out);
+                size_t bytes = cuda_gemm_scratch_bytes(t, n, in, out);
+                gemm_run(y, dy, dw, t, dx, n, in, out, bytes);
                 char shape[80];
                 snprintf(shape, sizeof shape, "type=%s in=%d out=%d n=%d", dtype_name(t), in, out,
                          n);
                 check_nmse("gemm", shape, nmse(y, ref_r, (long)n * out), 1e-12);
                 check_nmse("gemm~x", shape, nmse(y, ref, (long)n * out),
-                           t == DTYPE_F16 ? 1e-6 : 1e-12);
-                cuda_free(dw); cuda_free(dx); cuda_free(dy); cuda_free(scratch);
-                free(exact); free(x); free(xr); free(y); free(ref); free(ref_r); free(w);
+                           t == DTYPE_F32 ? 1e-12 : 1e-6);
+                check_nmse("gemm~cpu", shape, nmse(y, cpu, (long)n * out),
+                           t == DTYPE_F32 ? 1e-12 : dtype_block_elems(t) == QK ? 1e-4 : 1e-6);
+                if (dequantized) {
+                    /* the weight part of the scratch cut to 7 rows */
+                    size_t seven = bytes - sizeof(uint16_t) * (size_t)(out - 7) * in;
+                    gemm_run(y, dy, dw, t, dx, n, in, out, seven);
+                    snprintf(shape, sizeof shape, "type=%s in=%d out=%d n=%d slices=7", dtype_name(t),
+                             in, out, n);
+                    check_nmse("gemm", shape, nmse(y, ref_r, (long)n * out), 1e-12);
+                }
+                cuda_free(dw); cuda_free(dx); cuda_free(dy);
+                free(exact); free(x); free(wr); free(xr); free(y); free(cpu); free(ref);
+                free(ref_r); free(w); free(cpu_scratch);
             }
+    /* The scratch bound: a 7B w_down (4096 × 11008) in a 512-row pass
+     * dequantizes at most CUDA_GEMM_SLICE_WEIGHTS weights (16 MiB) at a time
+     * (704 rows), beside x in f16 (the F16 path's scratch). */
+    for (size_t ti = 2; ti < N_WEIGHT_TYPES; ti++) {
+        size_t extra = cuda_gemm_scratch_bytes(weight_types[ti], 512, 11008, 4096) -
+                       cuda_gemm_scratch_bytes(DTYPE_F16, 512, 11008, 4096);
+        assert_true(extra <= (16u << 20));
+        assert_int_equal(extra, sizeof(uint16_t) * 704 * 11008);
+    }
+    assert_int_equal(cuda_gemm_scratch_bytes(DTYPE_F32, 512, 11008, 4096), 0);
+    threadpool_free(tp);
 }
 
 static void test_attention(void **state)
