@@ -13,11 +13,13 @@
  *   - verify passes: the time of a k-row pass (k = 1..8) at the same position,
  *     the median of REPS runs (k = 1..8 in turn in each), rolled back after
  *     each with kv_truncate;
- *   - roofline fraction: weight bytes a token reads x tok/s / bandwidth. */
+ *   - roofline fraction: weight bytes a token reads x tok/s / bandwidth;
+ *   - peak resident memory (the 1 GiB probe buffer included). */
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "engine/forward.h"
@@ -185,6 +187,9 @@ int main(int argc, char **argv)
     json_object_object_add(o, "model", json_object_new_string(argv[1]));
     json_object_object_add(o, "threads", json_object_new_int(threads));
     json_object_object_add(o, "repacked_mb", json_object_new_double((double)repacked / 1e6));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    json_object_object_add(o, "peak_rss_mb", json_object_new_double(ru.ru_maxrss / 1024.0));
     json_object_object_add(o, "weight_gb_per_token", json_object_new_double(gb));
     json_object_object_add(o, "read_bandwidth_gbs", json_object_new_double(bw));
     json_object_object_add(o, "decode_tok_s", json_object_new_double(tok_s));

@@ -1,7 +1,8 @@
 /* A Llama-family model loaded from GGUF: its configuration and its weights.
  *
- * Weights stay in the file's mapping (never copied); only the small 1-D
- * tensors (norm weights, biases) are converted to float at load. model_load
+ * model_load leaves the weights in the file's mapping (model_repack may then
+ * move them for the CPU); only the small 1-D tensors (norm weights, biases)
+ * are converted to float at load. model_load
  * checks the architecture, every hyperparameter and every tensor's presence,
  * type and shape, and names the first thing that is wrong. */
 #ifndef TANDEM_ENGINE_MODEL_H
@@ -67,15 +68,18 @@ struct model {
 struct model *model_load(const char *path, char *err, size_t errlen);
 void model_free(struct model *m);
 
-/* Repacks m's Q8_0 matrices (not the embedding table, which rows are read
- * from) into the layout of the CPU's fastest Q8_0 kernel, where this build
- * has one (kernels/cpu/repack.h): verify passes then cost far less than k
- * decode steps. Each matrix is copied once, and its pages of the file mapping
- * are dropped as soon as it is, so resident memory stays at about the size
- * of the weights, not twice that. Results are bitwise those of the plain
- * weights. Only the CPU backend can run a repacked model. Returns the bytes
- * repacked (0: nothing to repack, or no such kernel here), or -1 with err
- * set (out of memory). */
+/* Moves m's weight matrices out of the file mapping into memory of their own
+ * for the CPU: Q8_0 matrices repacked into the layout of the CPU's fastest
+ * Q8_0 kernel where this build has one (kernels/cpu/repack.h; so verify
+ * passes cost far less than k decode steps), the others copied as they are;
+ * the embedding table keeps its layout (rows are read from it). The memory
+ * asks for huge pages: a decode step streams every weight, and 4 KiB pages
+ * cost a TLB miss every 4 KiB. Each matrix's pages of the file mapping are
+ * dropped as soon as it is copied, so resident memory stays about the size
+ * of the weights, not twice that. Results are bitwise those of the mapped
+ * weights. Only the CPU backend can run a model with repacked Q8_0
+ * matrices. Returns the bytes placed (0: done before), or -1 with err set
+ * (out of memory). */
 long long model_repack(struct model *m, char *err, size_t errlen);
 
 struct threadpool;

@@ -4,25 +4,27 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include "../kernels/cpu/matmul.h"
 #include "../kernels/cpu/repack.h"
 
-/* Every matrix a pass multiplies by, but the embedding table: its rows are
- * also read one by one (token_embd, and output when tied to it). */
-static int for_each_matmul_matrix(struct model *m, struct matrix **out, int cap)
+/* Every weight matrix: the embedding table first (its rows are also read one
+ * by one, so its layout must stay; the LM head when tied), then every matrix
+ * a pass multiplies by. */
+static int list_matrices(struct model *m, struct matrix **out)
 {
     int n = 0;
-    if (!m->cfg.tied_output && n < cap)
+    out[n++] = &m->tok_embd;
+    if (!m->cfg.tied_output)
         out[n++] = &m->output;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         struct layer_weights *w = &m->layers[l];
         struct matrix *each[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
         for (size_t i = 0; i < sizeof each / sizeof each[0]; i++)
-            if (n < cap)
-                out[n++] = each[i];
+            out[n++] = each[i];
     }
     return n;
 }
@@ -50,30 +52,26 @@ static void drop_file_pages(const void *p, size_t n)
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
-static bool repackable(const struct matrix *w)
+static bool packable(const struct matrix *w, bool is_embedding)
 {
-    return w->type == DTYPE_Q8_0 && !w->q8_0x16 && w->rows >= Q8_0X16_ROWS;
+    return !is_embedding && w->type == DTYPE_Q8_0 && w->rows >= Q8_0X16_ROWS && q8_0x16_supported();
 }
 
 long long model_repack(struct model *m, char *err, size_t errlen)
 {
-    if (!q8_0x16_supported() || m->repacked)
+    if (m->repacked)
         return 0;
-    const int cap = 1 + 7 * m->cfg.n_layers;
-    struct matrix **mats = malloc(sizeof *mats * (size_t)cap);
+    struct matrix **mats = malloc(sizeof *mats * (size_t)(2 + 7 * m->cfg.n_layers));
     if (!mats) {
         snprintf(err, errlen, "repacking weights: out of memory");
         return -1;
     }
-    const int n = for_each_matmul_matrix(m, mats, cap);
+    const int n = list_matrices(m, mats);
     size_t total = 0;
     for (int i = 0; i < n; i++)
-        if (repackable(mats[i]))
-            total += page_round(matrix_bytes(mats[i]));
-    if (total == 0) {
-        free(mats);
-        return 0;
-    }
+        total += page_round(matrix_bytes(mats[i]));
+    /* Huge pages where the kernel gives them: a decode step streams every
+     * weight once, and 4 KiB pages cost a TLB miss every 4 KiB. */
     uint8_t *arena = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (arena == MAP_FAILED) {
         snprintf(err, errlen, "repacking weights: cannot allocate %.1f MB (--no-repack keeps them mapped)",
@@ -82,19 +80,24 @@ long long model_repack(struct model *m, char *err, size_t errlen)
         return -1;
     }
 #if defined(MADV_HUGEPAGE)
-    madvise(arena, total, MADV_HUGEPAGE); /* fewer TLB misses streaming weights; a hint */
+    madvise(arena, total, MADV_HUGEPAGE); /* a hint; without it the copy still works */
 #endif
     size_t at = 0;
     for (int i = 0; i < n; i++) {
         struct matrix *w = mats[i];
-        if (!repackable(w))
-            continue;
-        q8_0x16_pack(arena + at, w->data, w->cols, w->rows);
-        drop_file_pages(w->data, matrix_bytes(w));
+        const size_t bytes = matrix_bytes(w);
+        if (packable(w, i == 0)) {
+            q8_0x16_pack(arena + at, w->data, w->cols, w->rows);
+            w->q8_0x16 = true;
+        } else {
+            memcpy(arena + at, w->data, bytes);
+        }
+        drop_file_pages(w->data, bytes);
         w->data = arena + at;
-        w->q8_0x16 = true;
-        at += page_round(matrix_bytes(w));
+        at += page_round(bytes);
     }
+    if (m->cfg.tied_output)
+        m->output = m->tok_embd;
     free(mats);
     mprotect(arena, total, PROT_READ);
     m->repacked = arena;

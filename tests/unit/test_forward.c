@@ -12,6 +12,7 @@
 
 #include "engine/forward.h"
 #include "engine/sample.h"
+#include "kernels/cpu/repack.h"
 
 #define FIXTURES "tests/golden/fixtures/"
 #define SEQ 48
@@ -238,23 +239,25 @@ static void test_bad_requests(void **state)
 }
 
 /* A repacked model computes bitwise what the plain one does (passes of
- * several sizes), whether its output matrix is its own (llama fixture) or
- * the embedding table, which is not repacked (qwen2 fixture). */
+ * several sizes), whether its output matrix is its own (llama fixtures) or
+ * the embedding table, which keeps its layout (qwen2 fixture); float weights
+ * are only copied. */
 static void test_repacked_same_logits(void **state)
 {
     (void)state;
     const char *names[][2] = {{"tiny-llama-q8_0.gguf", "tiny-llama-q8_0.gguf+repack"},
-                              {"tiny-qwen2-q8_0.gguf", "tiny-qwen2-q8_0.gguf+repack"}};
-    for (size_t i = 0; i < 2; i++) {
+                              {"tiny-qwen2-q8_0.gguf", "tiny-qwen2-q8_0.gguf+repack"},
+                              {"tiny-llama-f16.gguf", "tiny-llama-f16.gguf+repack"},
+                              {"tiny-llama-q4_1.gguf", "tiny-llama-q4_1.gguf+repack"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         struct rig plain = rig_open(names[i][0], 2, 16), packed = rig_open(names[i][1], 2, 16);
-        if (!packed.m->repacked) {
-            print_message("no q8_0x16 kernel in this build; skipped\n");
-            rig_close(&plain);
-            rig_close(&packed);
-            skip();
-        }
-        assert_true(packed.m->layers[0].wq.q8_0x16);
+        assert_non_null(packed.m->repacked);
+        assert_ptr_not_equal(packed.m->layers[0].wq.data, plain.m->layers[0].wq.data);
+        const bool q8 = packed.m->layers[0].wq.type == DTYPE_Q8_0;
+        assert_int_equal(packed.m->layers[0].wq.q8_0x16, q8 && q8_0x16_supported());
         assert_false(packed.m->tok_embd.q8_0x16);
+        if (packed.m->cfg.tied_output) /* the LM head follows the table it is */
+            assert_ptr_equal(packed.m->output.data, packed.m->tok_embd.data);
         int32_t tokens[SEQ];
         struct rng g;
         rng_seed(&g, 11 + i);
