@@ -13,7 +13,8 @@
  *   - verify passes: the time of a k-row pass (k = 1..8) at the same position,
  *     the median of REPS runs (k = 1..8 in turn in each), rolled back after
  *     each with kv_truncate;
- *   - roofline fraction: weight bytes a token reads x tok/s / bandwidth;
+ *   - roofline fraction: weight bytes a token reads x tok/s / bandwidth, against
+ *     the best probe and paired run by run with the probe before it;
  *   - peak resident memory (the 1 GiB probe buffer included). */
 #include <json-c/json.h>
 #include <stdio.h>
@@ -128,8 +129,10 @@ int main(int argc, char **argv)
 
     /* Decode: the first run is the warm-up (it faults the weights in). A
      * bandwidth probe before each run: this machine's memory speed drifts
-     * (the same probe read 33 GB/s in one minute and 55 in another), and the
-     * roofline is the best the probe saw while decode ran. */
+     * (the same probe read 33 GB/s in one minute and 61 in another, and
+     * within seconds), so two rooflines: the median rate against the best
+     * the probe saw (the conservative one), and the median over runs of each
+     * run's rate against the probe just before it (paired). */
     struct bw_probe probe;
     if (!bw_probe_init(&probe)) {
         fprintf(stderr, "engine_bench: out of memory\n");
@@ -137,6 +140,8 @@ int main(int argc, char **argv)
     }
     bool ok = true;
     double *rates = malloc(sizeof(double) * (reps + 1)), bw = 0;
+    double *paired = malloc(sizeof(double) * (reps + 1)); /* each run against its own probe */
+    json_object *runs = json_object_new_array(); /* each run's probe and rate, in order */
     for (int r = 0; ok && r <= reps; r++) {
         const double probe_gbs = read_bandwidth(tp, &probe);
         if (probe_gbs > bw)
@@ -146,10 +151,18 @@ int main(int argc, char **argv)
         for (int i = 0; ok && i < n_decode; i++)
             ok = pass(fc, kv, tokens + i, 1, 1, logits);
         rates[r] = n_decode / (clock_now_s() - t0);
+        paired[r] = m->weight_bytes / 1e9 * rates[r] / probe_gbs;
+        json_object *run = json_object_new_object();
+        json_object_object_add(run, "warm_up", json_object_new_boolean(r == 0));
+        json_object_object_add(run, "probe_gbs", json_object_new_double(probe_gbs));
+        json_object_object_add(run, "tok_s", json_object_new_double(rates[r]));
+        json_object_array_add(runs, run);
     }
     qsort(rates + 1, reps, sizeof *rates, cmp_double);
-    const double tok_s = rates[1 + reps / 2];
+    qsort(paired + 1, reps, sizeof *paired, cmp_double);
+    const double tok_s = rates[1 + reps / 2], roofline_paired = paired[1 + reps / 2];
     free(rates);
+    free(paired);
     free(probe.buf);
 
     /* Verify passes after a prompt. */
@@ -196,7 +209,9 @@ int main(int argc, char **argv)
     json_object_object_add(o, "decode_tokens", json_object_new_int(n_decode));
     json_object_object_add(o, "reps", json_object_new_int(reps));
     json_object_object_add(o, "roofline_fraction", json_object_new_double(gb * tok_s / bw));
+    json_object_object_add(o, "roofline_fraction_paired", json_object_new_double(roofline_paired));
     json_object_object_add(o, "verify_passes", passes);
+    json_object_object_add(o, "decode_runs", runs);
     printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY));
     json_object_put(o);
     free(logits);

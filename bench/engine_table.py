@@ -13,9 +13,9 @@ def runs(r):
 
 
 print("# CPU engine speed\n")
-print("| shape | type | weights | GB read/token | read GB/s | decode tok/s | roofline | "
-      "llama.cpp tok/s | ours ÷ llama.cpp | k=5 pass ÷ 1-row | peak RSS MB |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| shape | type | weights | GB read/token | read GB/s (best probe) | decode tok/s | roofline | "
+      "roofline, paired | llama.cpp tok/s | ours ÷ llama.cpp | k=5 pass ÷ 1-row | peak RSS MB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     lb = r["llama_bench_decode_tok_s"]
     for label, o in runs(r):
@@ -23,10 +23,14 @@ for r in rows:
         ratio = f"{o['decode_tok_s'] / lb:.2f}" if lb else "not run"
         lbs = f"{lb:.1f}" if lb else "not run"
         rss = f"{o['peak_rss_mb']:.0f}" if "peak_rss_mb" in o else "-"
+        paired = f"{o['roofline_fraction_paired']:.2f}" if "roofline_fraction_paired" in o else "-"
         print(f"| {r['shape']} | {r['type']} | {label} | {o['weight_gb_per_token']:.3f} | "
               f"{o['read_bandwidth_gbs']:.1f} | {o['decode_tok_s']:.1f} | "
-              f"{o['roofline_fraction']:.2f} | {lbs} | {ratio} | {k5:.2f} | {rss} |")
-print("\nPeak RSS includes the benchmark's 1 GiB bandwidth-probe buffer.")
+              f"{o['roofline_fraction']:.2f} | {paired} | {lbs} | {ratio} | {k5:.2f} | {rss} |")
+print("\nroofline: median decode rate x GB read per token / the best bandwidth probe of the "
+      "run; paired: the median over decode runs of each run's rate against the probe made "
+      "just before it (this machine's memory speed moves by up to 2x within seconds). "
+      "Peak RSS includes the benchmark's 1 GiB bandwidth-probe buffer.")
 print("\nVerify-pass cost (median ms of a k-row pass, ratio to the 1-row pass):\n")
 print("| shape | type | weights | " + " | ".join(f"k={k}" for k in range(1, 9)) + " |")
 print("|---|---|---|" + "---|" * 8)
