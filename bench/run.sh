@@ -10,8 +10,9 @@
 #     bench/build-llama-bench.sh has built it (build/llama.cpp/, not committed).
 # Results: bench/results/engine-cpu/ (results.json, README.md with this command).
 # BENCH_SKIP_7B=1 leaves out the 7B shape (a 7 GB file, minutes to write);
-# BENCH_ROUNDS (3) and BENCH_ROUNDS_7B (1) set how many times ours (both
-# ways) and llama-bench run in alternation on each model.
+# BENCH_ROUNDS (5) and BENCH_ROUNDS_7B (2) set how many times ours (both
+# ways) and llama-bench run in alternation on each model; the speed ratio
+# reported is the median of the rounds' ratios (bench/engine_table.py).
 set -eu
 cd "$(dirname "$0")/.."
 threads=${BENCH_THREADS:-2}
@@ -30,9 +31,10 @@ for r in "${runs[@]}"; do
     [ -f "$model" ] || { echo "bench: writing $model"; bin/tandem synth --preset "$1" --type "$2" --seed 1 -o "$model"; }
     # Ours and llama-bench in alternation, ROUNDS times: this VM's speed
     # drifts by tens of percent over minutes, and a ratio is only worth
-    # something if both sides saw the same spells. The round with our median
-    # decode rate is the one reported; every round is kept in results.json.
-    rounds=$([ "$1" = llama2-7b ] && echo "${BENCH_ROUNDS_7B:-1}" || echo "${BENCH_ROUNDS:-3}")
+    # something if both sides saw the same spells. The table reports the
+    # median of the rounds' ratios and the round with our median decode
+    # rate; every round is kept in results.json.
+    rounds=$([ "$1" = llama2-7b ] && echo "${BENCH_ROUNDS_7B:-2}" || echo "${BENCH_ROUNDS:-5}")
     all="["
     for ((i = 1; i <= rounds; i++)); do
         echo "bench: $model, $threads threads, round $i/$rounds"
