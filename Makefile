@@ -98,15 +98,8 @@ clean:
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
-build/bench/engine_bench: build/rel/bench/engine_bench.o $(REL_LIB)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-
-build/bench/matmul_bench: build/rel/bench/matmul_bench.o $(REL_LIB)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-
-build/bench/exit_bench: build/rel/bench/exit_bench.o $(REL_LIB)
+# Benchmark programs: engine_bench, matmul_bench, exit_bench, repack_ab.
+build/bench/%: build/rel/bench/%.o $(REL_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

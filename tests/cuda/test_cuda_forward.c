@@ -469,7 +469,8 @@ static void test_f16_kv(void **state)
 
 /* Every weight type the loader takes (f32, f16, bf16, q8_0, q4_0, q4_1) now
  * runs on the device, so no fixture is refused for its type any more; what is
- * left to refuse here is an unknown device. */
+ * left to refuse is an unknown device, and Q8_0 weights repacked for the CPU
+ * (model_repack), whose layout the device kernels do not read. */
 static void test_refusals(void **state)
 {
     (void)state;
@@ -479,6 +480,16 @@ static void test_refusals(void **state)
     struct threadpool *tp = threadpool_new(1);
     assert_null(forward_ctx_new_on("tpu", m, tp, 4, CTX, err, sizeof err));
     assert_non_null(strstr(err, "unknown device"));
+    model_free(m);
+    m = model_load(FIXTURES "tiny-llama-q8_0.gguf", err, sizeof err);
+    assert_non_null(m);
+    assert_true(model_repack(m, err, sizeof err) > 0);
+    if (m->layers[0].wq.q8_0x16) {
+        assert_null(forward_ctx_new_on("cuda", m, tp, 4, CTX, err, sizeof err));
+        assert_non_null(strstr(err, "repacked for the CPU"));
+    } else {
+        print_message("no q8_0x16 kernel in this build: nothing repacked to refuse\n");
+    }
     threadpool_free(tp);
     model_free(m);
 }
