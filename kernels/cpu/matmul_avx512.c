@@ -183,6 +183,23 @@ ALWAYS_INLINE void prefetch_lines(struct group_lines g, size_t lo, size_t hi)
         _mm_prefetch(g.p + 64 * l, _MM_HINT_T1);
 }
 
+/* The next group's lines, asked for a share per block of this group's. */
+struct next_group {
+    struct group_lines lines;
+    size_t per_block;
+};
+
+static inline struct next_group next_group_init(const struct matmul_job *job, int o, int n_blocks)
+{
+    const struct group_lines lines = group_lines(job, o + MATMUL_OUT_ALIGN);
+    return (struct next_group){lines, (lines.count + (size_t)n_blocks - 1) / (size_t)n_blocks};
+}
+
+ALWAYS_INLINE void next_group_prefetch(struct next_group ng, int b)
+{
+    prefetch_lines(ng.lines, (size_t)b * ng.per_block, (size_t)(b + 1) * ng.per_block);
+}
+
 /* y for the (up to) sixteen output rows from o, x rows r0..r0+nr-1. */
 ALWAYS_INLINE void tile_quant(const struct matmul_job *job, int o, int r0, int nr, enum dtype t)
 {
@@ -191,13 +208,12 @@ ALWAYS_INLINE void tile_quant(const struct matmul_job *job, int o, int r0, int n
     group_rows_init(&g, job, rows);
     const uint8_t *w = job->w + (size_t)o * job->w_stride;
     const int n_blocks = job->in / QK;
-    const struct group_lines next = group_lines(job, o + MATMUL_OUT_ALIGN);
-    const size_t lines_per_block = (next.count + (size_t)n_blocks - 1) / (size_t)n_blocks;
+    const struct next_group next = next_group_init(job, o, n_blocks);
     __m512 acc[TILE_ROWS];
     FOR_TILE_ROWS(r, nr)
         acc[r] = _mm512_setzero_ps();
     for (int b = 0; b < n_blocks; b++) {
-        prefetch_lines(next, (size_t)b * lines_per_block, (size_t)(b + 1) * lines_per_block);
+        next_group_prefetch(next, b);
         struct wgroup wg;
         load_wgroup(t, &g, w + (size_t)b * quant_block_bytes(t), &wg);
         FOR_TILE_ROWS(r, nr) {
@@ -297,13 +313,12 @@ ALWAYS_INLINE void tile_q8_0x16(const struct matmul_job *job, int o, int r0, int
     const int n_blocks = job->in / QK;
     const uint8_t *q = job->w + (size_t)o * job->w_stride;
     const uint16_t *d = (const uint16_t *)(q + (size_t)n_blocks * 512);
-    const struct group_lines next = group_lines(job, o + MATMUL_OUT_ALIGN);
-    const size_t lines_per_block = (next.count + (size_t)n_blocks - 1) / (size_t)n_blocks;
+    const struct next_group next = next_group_init(job, o, n_blocks);
     __m512 acc[TILE_ROWS];
     FOR_TILE_ROWS(r, nr)
         acc[r] = _mm512_setzero_ps();
     for (int b = 0; b < n_blocks; b++) {
-        prefetch_lines(next, (size_t)b * lines_per_block, (size_t)(b + 1) * lines_per_block);
+        next_group_prefetch(next, b);
         const uint8_t *qb = q + (size_t)b * 512;
         __m512i wq[8];
         UNROLLED for (int k = 0; k < 8; k++)
