@@ -9,16 +9,32 @@
  * of a k-row pass over the 1-row pass (or for the one back end named). LOOPS
  * repeats each timed pass, for matrices small enough to stay in cache: their
  * rate is the back end's compute speed. Back ends alternate rep by rep, so a
- * slow spell of the machine lands on all alike. For tuning the kernels; the
+ * slow spell of the machine lands on all alike. Weights sit in huge pages as
+ * the engine's do (TANDEM_BENCH_SMALL_PAGES=1: 4 KiB pages, as when mapped
+ * from a file). For tuning the kernels; the
  * numbers that count come from `make bench`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "engine/clock.h"
 #include "kernels/cpu/matmul_impl.h"
 #include "kernels/cpu/quant.h"
 #include "kernels/cpu/repack.h"
+
+/* Weights as the engine holds them (model_repack): 2 MiB-aligned memory that
+ * asks for huge pages; TANDEM_BENCH_SMALL_PAGES=1 in the environment says not
+ * to (weights mapped from a file get 4 KiB pages). NULL when out of memory. */
+static uint8_t *weights_alloc(size_t bytes)
+{
+    void *p;
+    if (posix_memalign(&p, 2u << 20, bytes) != 0)
+        return NULL;
+    const char *small = getenv("TANDEM_BENCH_SMALL_PAGES");
+    madvise(p, bytes, small && strcmp(small, "1") == 0 ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
+    return p;
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -42,7 +58,7 @@ int main(int argc, char **argv)
               loops = argc > 8 ? atoi(argv[8]) : 1;
     enum { KMAX = 8 };
     const size_t row = dtype_row_bytes(t, (uint64_t)in), mat = row * (size_t)out;
-    uint8_t *w = malloc(mat * (size_t)n_mat);
+    uint8_t *w = weights_alloc(mat * (size_t)n_mat);
     float *x = malloc(sizeof(float) * KMAX * (size_t)in), *y = malloc(sizeof(float) * KMAX * (size_t)out);
     void *scratch = malloc(matmul_scratch_bytes(t, KMAX, in) + 64);
     struct threadpool *tp = threadpool_new(threads);
@@ -73,7 +89,7 @@ int main(int argc, char **argv)
             name[nb] = matmul_backends[b]->name, be[nb++] = matmul_backends[b];
     uint8_t *wp = NULL;
     if (t == DTYPE_Q8_0 && q8_0x16_supported() && (argc < 8 || strcmp(argv[7], "q8_0x16") == 0)) {
-        if (posix_memalign((void **)&wp, 64, mat * (size_t)n_mat) != 0) {
+        if (!(wp = weights_alloc(mat * (size_t)n_mat))) {
             fprintf(stderr, "matmul_bench: out of memory\n");
             return 1;
         }
