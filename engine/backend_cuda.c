@@ -9,8 +9,11 @@
  *
  * Matrix products: the batch-invariant GEMV up to 16 rows, cuBLAS above
  * (F32 in fp32; the other types in f16, BF16 and quantized weights
- * dequantized a slice at a time). A plain 1-row decode step replays a CUDA graph of the whole
- * step, which is why no launch argument depends on the position.
+ * dequantized a slice at a time). A pass of up to 16 rows whose logits are
+ * all wanted and that has no layer hook (a decode step, a verify pass)
+ * replays a CUDA graph of the whole pass, one per row count, which is why no
+ * launch argument depends on the position or the sequence: both are read
+ * from device memory.
  *
  * Loading is shard-aware for the tensor-parallel target (DESIGN.md §9): each
  * matrix is uploaded as a row range (column-parallel: wq, wk, wv, w_gate,
@@ -100,12 +103,18 @@ struct cuda_ctx {
     int32_t *step;      /* (1 + max_rows): the chunk's first position, then its tokens */
     int32_t *host_step; /* the same on the host, uploaded in one copy */
     float *k_rows, *v_rows; /* (max_rows, kv_dim) new keys/values before cuda_kv_store */
-    /* The 1-row decode step as a CUDA graph, captured for one sequence's
-     * device KV (its layer addresses are launch arguments); NULL until the
-     * first step, or when TANDEM_CUDA_GRAPHS=0. */
-    struct cuda_graph *decode;
-    const void *decode_kv;
-    int decode_n_ctx;
+    /* The current sequence's K and V base address of each layer, (2,
+     * n_layers): K then V. kv_store and attention read them here, so no
+     * launch argument depends on the sequence; uploaded from host_kv_table
+     * when a pass is for another sequence than the last (table_k, table_v,
+     * table_n_ctx: the device KV it points into). */
+    void **kv_table, **host_kv_table;
+    const void *table_k, *table_v;
+    int table_n_ctx;
+    /* Passes of n <= 16 rows, logits of all, no hook, as CUDA graphs
+     * (pass_graph[n]), each captured on its first use and replayed for every
+     * sequence and position; none when TANDEM_CUDA_GRAPHS=0. */
+    struct cuda_graph *pass_graph[CUDA_GEMV_MAX_ROWS + 1];
     bool graphs;
     /* TANDEM_CUDA_KV=f16: this context's device KV caches hold f16 (half the
      * memory: what lets a 4 GB Jetson Nano keep a longer context); f32
@@ -227,7 +236,10 @@ static void cuda_ctx_free(void *ctx)
     free(g->host_step);
     cuda_free(g->k_rows);
     cuda_free(g->v_rows);
-    cuda_graph_free(g->decode);
+    cuda_free(g->kv_table);
+    free(g->host_kv_table);
+    for (int n = 0; n <= CUDA_GEMV_MAX_ROWS; n++)
+        cuda_graph_free(g->pass_graph[n]);
     cuda_free(g->gemm_scratch);
     free(g->host_x);
     void *head_bufs[] = {g->adapted, g->low, g->head_scratch, g->head_out};
@@ -338,6 +350,8 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
     g->host_step = malloc(sizeof(int32_t) * (r + 1));
     g->k_rows = cuda_alloc(sizeof(float) * r * kv_dim);
     g->v_rows = cuda_alloc(sizeof(float) * r * kv_dim);
+    g->kv_table = cuda_alloc(sizeof(void *) * 2 * c->n_layers);
+    g->host_kv_table = malloc(sizeof(void *) * 2 * c->n_layers);
     const char *graphs = getenv("TANDEM_CUDA_GRAPHS");
     g->graphs = !graphs || strcmp(graphs, "0") != 0;
     const char *kv_type = getenv("TANDEM_CUDA_KV");
@@ -364,7 +378,7 @@ static void *cuda_ctx_new(const struct model *m, struct threadpool *tp, int max_
     g->host_head_out = malloc(sizeof(float) * 3 * r);
     if (!ok || !g->output_norm || !g->rope_inv_freq || !g->x || !g->h || !g->q || !g->att ||
         !g->gate || !g->up || !g->att_scratch || !g->logits || !g->step || !g->host_step ||
-        !g->k_rows || !g->v_rows || !g->host_x ||
+        !g->k_rows || !g->v_rows || !g->kv_table || !g->host_kv_table || !g->host_x ||
         !g->adapted || !g->low || !g->head_scratch || !g->head_out || !g->host_head_out ||
         (g->gemm_scratch_bytes && !g->gemm_scratch)) {
         cuda_ctx_free(g);
@@ -429,6 +443,24 @@ static struct kv_dev *kv_device(const struct cuda_ctx *g, struct kv_cache *kv, c
     return d;
 }
 
+/* Points the device table at this sequence's layers: one copy, made only
+ * when the pass is for another device KV than the last. */
+static void kv_table_point(struct cuda_ctx *g, const struct kv_cache *kv, const struct kv_dev *d)
+{
+    if (g->table_k == d->k && g->table_v == d->v && g->table_n_ctx == kv->n_ctx)
+        return;
+    int layers = g->m->cfg.n_layers;
+    size_t layer_bytes = (d->f16 ? sizeof(uint16_t) : sizeof(float)) * kv->n_ctx * kv->kv_dim;
+    for (int l = 0; l < layers; l++) {
+        g->host_kv_table[l] = (char *)d->k + layer_bytes * l;
+        g->host_kv_table[layers + l] = (char *)d->v + layer_bytes * l;
+    }
+    cuda_upload(g->kv_table, g->host_kv_table, sizeof(void *) * 2 * layers);
+    g->table_k = d->k;
+    g->table_v = d->v;
+    g->table_n_ctx = kv->n_ctx;
+}
+
 /* y (n, w->rows) = x · wᵀ. Up to 16 rows (decode, verify, short prompts):
  * the batch-invariant GEMV. More (chunks of a long prefill): cuBLAS, whose
  * bits depend on n (docs/cuda.md: what that changes). An exit adapter
@@ -446,18 +478,18 @@ static void gemv(const struct cuda_ctx *g, float *y, const struct dev_matrix *w,
 }
 
 /* One transformer block over n rows at positions *g->step.., x updated in
- * place. The position is read on the device (no launch argument depends on
- * it, so the decode graph replays at any position); max_pos0 bounds it for
- * the attention grid. */
-static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev *d, int l, int n,
-                          int max_pos0)
+ * place, on the KV the device table points at. The position and the layer's
+ * K/V addresses are read on the device (no launch argument depends on them,
+ * so a pass graph replays at any position, for any sequence); max_pos0
+ * bounds the position for the attention grid. */
+static void block_forward(struct cuda_ctx *g, int l, int n, int max_pos0)
 {
     const struct model_config *c = &g->m->cfg;
     const struct dev_layer *w = &g->layers[l];
     int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
     long nd = (long)n * c->dim;
-    size_t off = (size_t)l * kv->n_ctx * kv_dim;
     const int32_t *pos0 = g->step;
+    void **k_base = g->kv_table + l, **v_base = g->kv_table + c->n_layers + l;
 
     cuda_rmsnorm_rows(g->h, g->x, w->attn_norm, n, c->dim, c->rms_eps, 0);
     gemv(g, g->q, &w->wq, g->h, n);
@@ -471,14 +503,14 @@ static void block_forward(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev
     cuda_rope_rows(g->q, n, c->n_heads, c->head_dim, pos0, g->rope_inv_freq, c->rope_neox, 0);
     cuda_rope_rows(g->k_rows, n, c->n_kv_heads, c->head_dim, pos0, g->rope_inv_freq,
                    c->rope_neox, 0);
-    if (d->f16) {
-        uint16_t *k = (uint16_t *)d->k + off, *v = (uint16_t *)d->v + off;
+    if (g->kv_f16) { /* kv_device: every cache of this context is */
+        uint16_t **k = (uint16_t **)k_base, **v = (uint16_t **)v_base;
         cuda_kv_store_f16(k, g->k_rows, n, kv_dim, pos0);
         cuda_kv_store_f16(v, g->v_rows, n, kv_dim, pos0);
         cuda_attention_f16kv(g->att, g->q, k, v, n, pos0, max_pos0, c->n_heads, c->n_kv_heads,
                              c->head_dim, g->max_ctx, g->att_scratch, 0);
     } else {
-        float *k = (float *)d->k + off, *v = (float *)d->v + off;
+        float **k = (float **)k_base, **v = (float **)v_base;
         cuda_kv_store(k, g->k_rows, n, kv_dim, pos0);
         cuda_kv_store(v, g->v_rows, n, kv_dim, pos0);
         cuda_attention(g->att, g->q, k, v, n, pos0, max_pos0, c->n_heads, c->n_kv_heads,
@@ -511,36 +543,36 @@ static void lm_head(struct cuda_ctx *g, const float *x, int rows)
     gemv(g, g->logits, &g->output, g->h, rows);
 }
 
-struct decode_capture {
+struct pass_capture {
     struct cuda_ctx *g;
-    struct kv_cache *kv;
-    struct kv_dev *d;
+    int n;
 };
 
-/* The whole 1-row step, token to logits: what the decode graph holds. The
- * attention grid covers every span of the context (idle ones leave at once). */
-static void decode_step(void *p)
+/* A whole pass of n rows, tokens to the logits of every row: what a pass
+ * graph holds. The attention grid covers every span of the context (idle
+ * ones leave at once). */
+static void pass_rows(void *p)
 {
-    struct decode_capture *dc = p;
-    struct cuda_ctx *g = dc->g;
-    embed(g, 1);
+    const struct pass_capture *pc = p;
+    struct cuda_ctx *g = pc->g;
+    embed(g, pc->n);
     for (int l = 0; l < g->m->cfg.n_layers; l++)
-        block_forward(g, dc->kv, dc->d, l, 1, g->max_ctx - 1);
-    lm_head(g, g->x, 1);
+        block_forward(g, l, pc->n, g->max_ctx - pc->n);
+    lm_head(g, g->x, pc->n);
 }
 
-/* A 1-row step with its logits wanted and no hook: replay the decode graph,
- * capturing it first for this sequence's KV. */
-static void decode_by_graph(struct cuda_ctx *g, struct kv_cache *kv, struct kv_dev *d)
+/* Replays the graph of an n-row pass, capturing it on first use. false if
+ * out of memory. */
+static bool pass_by_graph(struct cuda_ctx *g, int n)
 {
-    if (!g->decode || g->decode_kv != d->k || g->decode_n_ctx != kv->n_ctx) {
-        cuda_graph_free(g->decode);
-        struct decode_capture dc = {g, kv, d};
-        g->decode = cuda_graph_capture(decode_step, &dc);
-        g->decode_kv = d->k;
-        g->decode_n_ctx = kv->n_ctx;
+    if (!g->pass_graph[n]) {
+        struct pass_capture pc = {g, n};
+        g->pass_graph[n] = cuda_graph_capture(pass_rows, &pc);
+        if (!g->pass_graph[n])
+            return false;
     }
-    cuda_graph_launch(g->decode);
+    cuda_graph_launch(g->pass_graph[n]);
+    return true;
 }
 
 static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_request *req, int row0,
@@ -556,20 +588,20 @@ static bool cuda_chunk(void *ctx, struct kv_cache *kv, const struct forward_requ
     g->host_step[0] = pos0;
     memcpy(g->host_step + 1, req->tokens + row0, sizeof(int32_t) * n);
     cuda_upload(g->step, g->host_step, sizeof(int32_t) * (n + 1));
-    if (g->graphs && n == 1 && !req->hook && first == row0) {
-        decode_by_graph(g, kv, d);
-        if (!g->decode) {
-            snprintf(err, errlen, "device cuda: out of memory for the decode graph");
+    kv_table_point(g, kv, d);
+    if (g->graphs && n <= CUDA_GEMV_MAX_ROWS && !req->hook && first == row0) {
+        if (!pass_by_graph(g, n)) {
+            snprintf(err, errlen, "device cuda: out of memory for a pass graph");
             return false;
         }
-        kv->len = pos0 + 1;
+        kv->len = pos0 + n;
         cuda_download(req->logits + (long)(row0 - req->first_logit_row) * c->vocab, g->logits,
-                      sizeof(float) * c->vocab);
+                      sizeof(float) * n * c->vocab);
         return true;
     }
     embed(g, n);
     for (int l = 0; l < c->n_layers; l++) {
-        block_forward(g, kv, d, l, n, pos0);
+        block_forward(g, l, n, pos0);
         if (req->hook) {
             /* In place, the hook's exits read g->x here (cuda_exit_head). */
             if (!in_place)

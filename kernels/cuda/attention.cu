@@ -8,9 +8,10 @@
  * its result is the same whatever other rows share the pass (batch
  * invariance) — unlike a split chosen from the number of rows or SMs.
  *
- * pos0 is read from device memory (a captured decode graph replays with the
- * position of the step); the grid covers the spans up to a host-side bound,
- * and blocks past a row's position leave at once. */
+ * pos0 and the layer's K and V base addresses are read from device memory (a
+ * captured decode graph replays with the position and the sequence of the
+ * step); the grid covers the spans up to a host-side bound, and blocks past a
+ * row's position leave at once. */
 #include "common.cuh"
 #include "ops.h"
 
@@ -32,10 +33,10 @@ __device__ __forceinline__ float kv_value(const uint16_t *p, size_t i)
     return half_bits_to_float(p[i]);
 }
 
-// q (n, n_heads, hd); k, v (n_ctx, n_kv_heads, hd) of KV; part (n, n_heads, spans, hd + 2)
+// q (n, n_heads, hd); *kp, *vp (n_ctx, n_kv_heads, hd) of KV; part (n, n_heads, spans, hd + 2)
 template <typename KV>
-__global__ void attention_span_kernel(float *part, const float *q, const KV *k, const KV *v,
-                                      const int32_t *pos0, int n_heads, int n_kv_heads, int hd,
+__global__ void attention_span_kernel(float *part, const float *q, const KV *const *kp,
+                                      const KV *const *vp, const int32_t *pos0, int n_heads, int n_kv_heads, int hd,
                                       int spans)
 {
     __shared__ float score[CUDA_ATTN_SPAN];
@@ -49,6 +50,7 @@ __global__ void attention_span_kernel(float *part, const float *q, const KV *k, 
     int t1 = min(t0 + CUDA_ATTN_SPAN, n_pos);
     int kv_dim = n_kv_heads * hd, kvh = h / (n_heads / n_kv_heads);
     const float *qh = q + ((size_t)r * n_heads + h) * hd;
+    const KV *k = *kp, *v = *vp;
     float scale = rsqrtf((float)hd);
 
     /* Scores: a warp per position, lanes over the head dimension. */
@@ -110,9 +112,9 @@ __global__ void attention_merge_kernel(float *out, const float *part, const int3
 }
 
 template <typename KV>
-static void attention_launch(float *out, const float *q, const KV *k, const KV *v, int n,
-                             const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
-                             int head_dim, int n_ctx, float *scratch, int block)
+static void attention_launch(float *out, const float *q, KV *const *k, KV *const *v, int n,
+                             const int32_t *pos0, int max_pos0, int n_heads,
+                             int n_kv_heads, int head_dim, int n_ctx, float *scratch, int block)
 {
     int spans = n_spans(n_ctx);
     int threads = block_threads(block, 128);
@@ -126,18 +128,18 @@ static void attention_launch(float *out, const float *q, const KV *k, const KV *
                   pos0, n_heads, head_dim, spans);
 }
 
-extern "C" void cuda_attention(float *out, const float *q, const float *k, const float *v, int n,
-                               const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
-                               int head_dim, int n_ctx, float *scratch, int block)
+extern "C" void cuda_attention(float *out, const float *q, float *const *k, float *const *v,
+                               int n, const int32_t *pos0, int max_pos0, int n_heads,
+                               int n_kv_heads, int head_dim, int n_ctx, float *scratch, int block)
 {
     attention_launch(out, q, k, v, n, pos0, max_pos0, n_heads, n_kv_heads, head_dim, n_ctx,
                      scratch, block);
 }
 
-extern "C" void cuda_attention_f16kv(float *out, const float *q, const uint16_t *k,
-                                     const uint16_t *v, int n, const int32_t *pos0, int max_pos0,
-                                     int n_heads, int n_kv_heads, int head_dim, int n_ctx,
-                                     float *scratch, int block)
+extern "C" void cuda_attention_f16kv(float *out, const float *q, uint16_t *const *k,
+                                     uint16_t *const *v, int n, const int32_t *pos0,
+                                     int max_pos0, int n_heads, int n_kv_heads, int head_dim,
+                                     int n_ctx, float *scratch, int block)
 {
     attention_launch(out, q, k, v, n, pos0, max_pos0, n_heads, n_kv_heads, head_dim, n_ctx,
                      scratch, block);

@@ -7,7 +7,8 @@
  * captured function may only launch kernels: a copy, a memset or a
  * synchronisation inside it fails the capture (CUDA_CHECK aborts). A graph
  * keeps the launch arguments of its capture, so what changes between
- * replays (token, position) must be read from device memory. */
+ * replays (token, position, the sequence's KV addresses) must be read from
+ * device memory. */
 #include "common.cuh"
 #include "ops.h"
 
@@ -16,13 +17,14 @@ struct cuda_graph {
     cudaGraphExec_t exec;
 };
 
-static unsigned long launches;
+static unsigned long launches, captures;
 
 extern "C" struct cuda_graph *cuda_graph_capture(void (*fn)(void *ctx), void *ctx)
 {
     cuda_graph *g = (cuda_graph *)calloc(1, sizeof *g);
     if (!g)
         return NULL;
+    captures++;
     CUDA_CHECK(cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal));
     fn(ctx);
     CUDA_CHECK(cudaStreamEndCapture(cudaStreamPerThread, &g->graph));
@@ -52,4 +54,9 @@ extern "C" void cuda_graph_free(struct cuda_graph *g)
 extern "C" unsigned long cuda_graph_launches(void)
 {
     return launches;
+}
+
+extern "C" unsigned long cuda_graph_captures(void)
+{
+    return captures;
 }

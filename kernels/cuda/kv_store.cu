@@ -1,6 +1,8 @@
 /* Writing a pass's new keys or values into the cache at a position read
  * from device memory: the GEMVs write to a fixed scratch, this copies it to
- * rows pos0.., so a captured decode graph has no position in its arguments. */
+ * rows pos0.. of a layer whose base address is read from device memory too,
+ * so a captured decode graph has neither the position nor the sequence in
+ * its arguments. */
 #include "common.cuh"
 #include "ops.h"
 
@@ -12,19 +14,19 @@ __device__ __forceinline__ void kv_put(uint16_t *p, long i, float x)
     p[i] = __half_as_ushort(__float2half(x));
 }
 
-// cache (n_ctx, kv_dim) of KV; rows (n, kv_dim)
+// *cache (n_ctx, kv_dim) of KV; rows (n, kv_dim)
 template <typename KV>
-__global__ void kv_store_kernel(KV *cache, const float *rows, long len, int kv_dim,
+__global__ void kv_store_kernel(KV *const *cache, const float *rows, long len, int kv_dim,
                                 const int32_t *pos0)
 {
-    KV *dst = cache + (size_t)*pos0 * kv_dim;
+    KV *dst = *cache + (size_t)*pos0 * kv_dim;
     for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < len;
          i += (long)gridDim.x * blockDim.x)
         kv_put(dst, i, rows[i]);
 }
 
 template <typename KV>
-static void kv_store_launch(KV *cache, const float *rows, int n, int kv_dim, const int32_t *pos0)
+static void kv_store_launch(KV *const *cache, const float *rows, int n, int kv_dim, const int32_t *pos0)
 {
     long len = (long)n * kv_dim;
     long blocks = (len + 255) / 256;
@@ -33,13 +35,13 @@ static void kv_store_launch(KV *cache, const float *rows, int n, int kv_dim, con
                   kv_dim, pos0);
 }
 
-extern "C" void cuda_kv_store(float *cache, const float *rows, int n, int kv_dim,
+extern "C" void cuda_kv_store(float *const *cache, const float *rows, int n, int kv_dim,
                               const int32_t *pos0)
 {
     kv_store_launch(cache, rows, n, kv_dim, pos0);
 }
 
-extern "C" void cuda_kv_store_f16(uint16_t *cache, const float *rows, int n, int kv_dim,
+extern "C" void cuda_kv_store_f16(uint16_t *const *cache, const float *rows, int n, int kv_dim,
                                   const int32_t *pos0)
 {
     kv_store_launch(cache, rows, n, kv_dim, pos0);

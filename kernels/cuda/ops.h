@@ -60,8 +60,10 @@ struct cuda_graph;
 struct cuda_graph *cuda_graph_capture(void (*fn)(void *ctx), void *ctx);
 void cuda_graph_launch(struct cuda_graph *g);
 void cuda_graph_free(struct cuda_graph *g);
-/* Replays so far in this process (tests: which path a pass took). */
+/* Replays and captures so far in this process (tests: which path a pass
+ * took, and that a graph was reused). */
 unsigned long cuda_graph_launches(void);
+unsigned long cuda_graph_captures(void);
 
 /* ---- ops: one file each ---- */
 
@@ -112,30 +114,36 @@ void cuda_gemm(float *y, const void *w, int type, const float *x, int n, int in,
 unsigned long cuda_gemm_calls(void);
 
 /* Causal grouped-query attention over the cache, as attention() in
- * kernels/cpu/ops.h. k, v (n_ctx, n_kv_heads*head_dim) of one layer; rows at
- * positions *pos0..*pos0+n-1, pos0 in device memory, at most max_pos0 (the
- * grid covers the spans up to max_pos0+n-1: the exact position for a direct
- * launch, n_ctx-n in a graph). The KV range is cut into fixed spans of
- * CUDA_ATTN_SPAN positions (partials merged in span order), so a row's result
- * depends on its own position only. scratch: cuda_attention_scratch_floats. */
+ * kernels/cpu/ops.h. *k, *v (n_ctx, n_kv_heads*head_dim) of one layer: k and
+ * v point to device memory holding the layer's base addresses (a captured
+ * graph reads the sequence of the step from there, as it reads the position);
+ * rows at positions *pos0..*pos0+n-1, pos0 in device memory, at most
+ * max_pos0 (the grid covers the spans up to max_pos0+n-1: the exact position
+ * for a direct launch, n_ctx-n in a graph). The KV range is cut into fixed
+ * spans of CUDA_ATTN_SPAN positions (partials merged in span order), so a
+ * row's result depends on its own position only. scratch:
+ * cuda_attention_scratch_floats. */
 #define CUDA_ATTN_SPAN 256
 size_t cuda_attention_scratch_floats(int max_rows, int n_heads, int head_dim, int n_ctx);
-void cuda_attention(float *out, const float *q, const float *k, const float *v, int n,
-                    const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads, int head_dim,
-                    int n_ctx, float *scratch, int block);
+void cuda_attention(float *out, const float *q, float *const *k, float *const *v, int n,
+                    const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
+                    int head_dim, int n_ctx, float *scratch, int block);
 
-/* cache rows *pos0 .. *pos0+n-1 (n_ctx, kv_dim) = rows (n, kv_dim); pos0 in
- * device memory. The new keys and values go through a scratch and this copy
- * so that no launch argument depends on the position. */
-void cuda_kv_store(float *cache, const float *rows, int n, int kv_dim, const int32_t *pos0);
+/* (*cache) rows *pos0 .. *pos0+n-1 (n_ctx, kv_dim) = rows (n, kv_dim); the
+ * cache's base address and pos0 in device memory. The new keys and values go
+ * through a scratch and this copy so that no launch argument depends on the
+ * position or the sequence. */
+void cuda_kv_store(float *const *cache, const float *rows, int n, int kv_dim,
+                   const int32_t *pos0);
 
 /* The same two over a half-size cache (f16 elements, same layout): the store
  * rounds to nearest f16, attention widens exactly and accumulates in fp32, in
  * the same order as the f32 cache, so batch invariance holds within this
  * cache type. A CUDA context uses them when made with TANDEM_CUDA_KV=f16. */
-void cuda_kv_store_f16(uint16_t *cache, const float *rows, int n, int kv_dim, const int32_t *pos0);
-void cuda_attention_f16kv(float *out, const float *q, const uint16_t *k, const uint16_t *v, int n,
-                          const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
+void cuda_kv_store_f16(uint16_t *const *cache, const float *rows, int n, int kv_dim,
+                       const int32_t *pos0);
+void cuda_attention_f16kv(float *out, const float *q, uint16_t *const *k, uint16_t *const *v,
+                          int n, const int32_t *pos0, int max_pos0, int n_heads, int n_kv_heads,
                           int head_dim, int n_ctx, float *scratch, int block);
 
 /* The fused early-exit / LM head: for n <= 16 rows of hidden (n, dim), one

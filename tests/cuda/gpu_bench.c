@@ -32,12 +32,13 @@ struct attn_job {
     float *out, *q, *k, *v, *scratch;
     int n, pos0, heads, hd, ctx;
     int32_t *dpos; /* pos0 on the device */
+    float **dkv;   /* k and v's addresses on the device */
 };
 
 static void attn_once(void *ctx)
 {
     struct attn_job *j = ctx;
-    cuda_attention(j->out, j->q, j->k, j->v, j->n, j->dpos, j->pos0, j->heads, j->heads, j->hd,
+    cuda_attention(j->out, j->q, j->dkv, j->dkv + 1, j->n, j->dpos, j->pos0, j->heads, j->heads, j->hd,
                    j->ctx, j->scratch, 0);
 }
 
@@ -172,12 +173,14 @@ int main(int argc, char **argv)
         for (int ni = 0; ni < 2; ni++) {
             int n = ni ? 5 : 1;
             struct attn_job j = {NULL, NULL, NULL, NULL, NULL, n, ctxs[ci] - n, 32, 128, ctxs[ci],
-                                 NULL};
+                                 NULL, NULL};
             j.dpos = cuda_alloc(sizeof(int32_t));
             cuda_upload(j.dpos, &j.pos0, sizeof(int32_t));
             size_t kv = sizeof(float) * (size_t)j.ctx * 32 * 128;
             j.k = dev_random(kv);
             j.v = dev_random(kv);
+            j.dkv = cuda_alloc(sizeof(float *) * 2);
+            cuda_upload(j.dkv, (float *[]){j.k, j.v}, sizeof(float *) * 2);
             j.q = dev_random(sizeof(float) * n * 32 * 128);
             j.out = dev_random(sizeof(float) * n * 32 * 128);
             j.scratch = dev_random(sizeof(float) * cuda_attention_scratch_floats(n, 32, 128, j.ctx));
@@ -191,6 +194,7 @@ int main(int argc, char **argv)
             cuda_free(j.out);
             cuda_free(j.scratch);
             cuda_free(j.dpos);
+            cuda_free(j.dkv);
         }
 
     for (int ti = 0; ti < 2; ti++)

@@ -215,50 +215,136 @@ static void decode_steps(struct forward_ctx *fc, struct kv_cache *kv, const int3
     }
 }
 
+/* A CUDA context with graphs off (TANDEM_CUDA_GRAPHS=0): every pass by
+ * direct launches. */
+static struct forward_ctx *graphless_ctx(const struct rig *r, int max_rows)
+{
+    char err[256];
+    setenv("TANDEM_CUDA_GRAPHS", "0", 1);
+    struct forward_ctx *fc = forward_ctx_new_on("cuda", r->m, r->tp, max_rows, CTX, err, sizeof err);
+    unsetenv("TANDEM_CUDA_GRAPHS");
+    if (!fc)
+        fail_msg("%s", err);
+    return fc;
+}
+
 /* The decode step replayed from a CUDA graph gives bit for bit the logits
- * (and so the KV) of the same step launched directly, at every position;
- * with two sequences taking turns (a recapture at every switch) too. */
+ * (and so the KV) of the same step launched directly — hooked (a pass with a
+ * layer hook never replays) or in a context with graphs off — at every
+ * position; and one capture serves several sequences, each of its own
+ * tokens, taking turns (each layer's K/V addresses come from the device
+ * table, not the graph). */
 static void test_decode_graph(void **state)
 {
     (void)state;
-    enum { PREFIX = 8, STEPS = 12 };
+    enum { PREFIX = 8, STEPS = 12, SEQS = 3 };
     struct rng g;
     rng_seed(&g, 13);
     for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
         struct rig r = rig_open(models[mi].file, 16);
-        int32_t tokens[PREFIX + STEPS];
-        random_tokens(&g, tokens, PREFIX + STEPS, r.vocab);
+        struct forward_ctx *off = graphless_ctx(&r, 16);
+        int32_t tokens[SEQS][PREFIX + STEPS];
         size_t bytes = sizeof(float) * STEPS * r.vocab;
-        float *prefix = malloc(sizeof(float) * PREFIX * r.vocab), *direct = malloc(bytes);
-        float *replay = malloc(bytes), *c_out = malloc(bytes), *d_out = malloc(bytes);
-        struct kv_cache *kv[4];
-        for (int i = 0; i < 4; i++) {
-            kv[i] = kv_new(&r.m->cfg, CTX);
-            run_passes(r.cuda, kv[i], tokens, PREFIX, (int[]){PREFIX}, 1, prefix, r.vocab);
+        float *prefix = malloc(sizeof(float) * PREFIX * r.vocab);
+        float *direct = malloc(bytes * SEQS), *graphless = malloc(bytes * SEQS);
+        float *turns = malloc(bytes * SEQS);
+        struct kv_cache *kv[SEQS];
+        for (int s = 0; s < SEQS; s++) {
+            random_tokens(&g, tokens[s], PREFIX + STEPS, r.vocab);
+            struct kv_cache *a = kv_new(&r.m->cfg, CTX), *b = kv_new(&r.m->cfg, CTX);
+            run_passes(r.cuda, a, tokens[s], PREFIX, (int[]){PREFIX}, 1, prefix, r.vocab);
+            run_passes(off, b, tokens[s], PREFIX, (int[]){PREFIX}, 1, prefix, r.vocab);
+            unsigned long launches = cuda_graph_launches();
+            decode_steps(r.cuda, a, tokens[s] + PREFIX, STEPS, direct + (long)s * STEPS * r.vocab,
+                         r.vocab, true);
+            decode_steps(off, b, tokens[s] + PREFIX, STEPS, graphless + (long)s * STEPS * r.vocab,
+                         r.vocab, false);
+            assert_int_equal(cuda_graph_launches(), launches);
+            kv_free(a);
+            kv_free(b);
+            kv[s] = kv_new(&r.m->cfg, CTX);
+            run_passes(r.cuda, kv[s], tokens[s], PREFIX, (int[]){PREFIX}, 1, prefix, r.vocab);
         }
-        unsigned long before = cuda_graph_launches();
-        decode_steps(r.cuda, kv[0], tokens + PREFIX, STEPS, direct, r.vocab, true);
-        assert_int_equal(cuda_graph_launches(), before);
-        decode_steps(r.cuda, kv[1], tokens + PREFIX, STEPS, replay, r.vocab, false);
-        assert_int_equal(cuda_graph_launches(), before + STEPS);
-        assert_memory_equal(direct, replay, bytes);
-        for (int i = 0; i < STEPS; i++) { /* two sequences in turn */
-            decode_steps(r.cuda, kv[2], tokens + PREFIX + i, 1, c_out + (long)i * r.vocab, r.vocab,
-                         false);
-            decode_steps(r.cuda, kv[3], tokens + PREFIX + i, 1, d_out + (long)i * r.vocab, r.vocab,
-                         false);
-        }
-        assert_memory_equal(direct, c_out, bytes);
-        assert_memory_equal(direct, d_out, bytes);
-        printf("  decode graph %-22s %d replays = direct launches, bit for bit\n",
-               models[mi].file, 3 * STEPS);
-        for (int i = 0; i < 4; i++)
-            kv_free(kv[i]);
+        assert_memory_equal(direct, graphless, bytes * SEQS);
+        unsigned long launches = cuda_graph_launches(), captures = cuda_graph_captures();
+        for (int i = 0; i < STEPS; i++) /* the sequences in turn, a step each */
+            for (int s = 0; s < SEQS; s++)
+                decode_steps(r.cuda, kv[s], tokens[s] + PREFIX + i, 1,
+                             turns + ((long)s * STEPS + i) * r.vocab, r.vocab, false);
+        assert_int_equal(cuda_graph_launches(), launches + SEQS * STEPS);
+        assert_int_equal(cuda_graph_captures(), captures + 1);
+        assert_memory_equal(direct, turns, bytes * SEQS);
+        printf("  decode graph %-22s %d replays of 1 capture, %d sequences in turn = direct "
+               "launches, bit for bit\n",
+               models[mi].file, SEQS * STEPS, SEQS);
+        for (int s = 0; s < SEQS; s++)
+            kv_free(kv[s]);
         free(prefix);
         free(direct);
-        free(replay);
-        free(c_out);
-        free(d_out);
+        free(graphless);
+        free(turns);
+        forward_ctx_free(off);
+        rig_close(&r);
+    }
+}
+
+/* Passes of 2..16 rows with every row's logits wanted (a cloud's verify
+ * passes) replay a graph per row count, captured on first use: sequences of
+ * their own tokens taking turns, each pass followed by a rollback as after a
+ * partly rejected draft, give bit for bit the logits of a context with
+ * graphs off. A pass wanting only its last row's logits (a prompt) launches
+ * directly. */
+static void test_pass_graphs(void **state)
+{
+    (void)state;
+    enum { PREFIX = 6, SEQS = 2 };
+    static const int sizes[] = {4, 1, 16, 2, 9, 4, 5, 16, 3, 2};
+    enum { N_SIZES = sizeof sizes / sizeof sizes[0], DISTINCT = 7 }; /* 1, 2, 3, 4, 5, 9, 16 */
+    struct rng g;
+    rng_seed(&g, 21);
+    for (size_t mi = 0; mi < sizeof models / sizeof models[0]; mi++) {
+        struct rig r = rig_open(models[mi].file, 16);
+        struct forward_ctx *off = graphless_ctx(&r, 16);
+        int32_t prompt[PREFIX], draft[16];
+        float *want = malloc(sizeof(float) * 16 * r.vocab), *got = malloc(sizeof(float) * 16 * r.vocab);
+        struct kv_cache *ref[SEQS], *kv[SEQS];
+        char err[256];
+        unsigned long launches = cuda_graph_launches(), captures = cuda_graph_captures();
+        for (int s = 0; s < SEQS; s++) {
+            random_tokens(&g, prompt, PREFIX, r.vocab);
+            ref[s] = kv_new(&r.m->cfg, CTX);
+            kv[s] = kv_new(&r.m->cfg, CTX);
+            struct forward_request last = {prompt, PREFIX, PREFIX - 1, want, NULL, NULL};
+            if (!forward(off, ref[s], &last, err, sizeof err))
+                fail_msg("%s", err);
+            last.logits = got;
+            if (!forward(r.cuda, kv[s], &last, err, sizeof err))
+                fail_msg("%s", err);
+            assert_memory_equal(want, got, sizeof(float) * r.vocab);
+        }
+        assert_int_equal(cuda_graph_launches(), launches);
+        for (int i = 0; i < N_SIZES; i++)
+            for (int s = 0; s < SEQS; s++) {
+                int k = sizes[i], keep = ref[s]->len + 1 + k / 2;
+                random_tokens(&g, draft, k, r.vocab);
+                run_passes(off, ref[s], draft, k, (int[]){k}, 1, want, r.vocab);
+                run_passes(r.cuda, kv[s], draft, k, (int[]){k}, 1, got, r.vocab);
+                assert_memory_equal(want, got, sizeof(float) * k * r.vocab);
+                kv_truncate(ref[s], keep);
+                kv_truncate(kv[s], keep);
+            }
+        assert_int_equal(cuda_graph_launches(), launches + SEQS * N_SIZES);
+        assert_int_equal(cuda_graph_captures(), captures + DISTINCT);
+        printf("  pass graphs %-22s %d replays of %d captures (1..16 rows), %d sequences in "
+               "turn = direct launches, bit for bit\n",
+               models[mi].file, SEQS * N_SIZES, DISTINCT, SEQS);
+        for (int s = 0; s < SEQS; s++) {
+            kv_free(ref[s]);
+            kv_free(kv[s]);
+        }
+        free(want);
+        free(got);
+        forward_ctx_free(off);
         rig_close(&r);
     }
 }
@@ -500,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_matches_cpu),
         cmocka_unit_test(test_long_prefill),
         cmocka_unit_test(test_decode_graph),
+        cmocka_unit_test(test_pass_graphs),
         cmocka_unit_test(test_rollback),
         cmocka_unit_test(test_hooks),
         cmocka_unit_test(test_refusals),

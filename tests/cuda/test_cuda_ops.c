@@ -407,7 +407,9 @@ static void test_attention(void **state)
         float *ds = dev_floats((long)cuda_attention_scratch_floats(n, heads, hd, ctx));
         int32_t *dpos = to_dev(&(int32_t){pos0}, sizeof(int32_t));
         int32_t *dlast = to_dev(&(int32_t){pos0 + n - 1}, sizeof(int32_t));
-        cuda_attention(dout, dq, dk, dv, n, dpos, pos0, heads, kvh, hd, ctx, ds, block);
+        /* the layer's K and V base addresses, read on the device */
+        float **dkv = to_dev((float *[]){dk, dv}, sizeof(float *) * 2);
+        cuda_attention(dout, dq, dkv, dkv + 1, n, dpos, pos0, heads, kvh, hd, ctx, ds, block);
         to_host(out, dout, sizeof(float) * q_len);
         char shape[80];
         snprintf(shape, sizeof shape, "hd=%d heads=%d/%d pos0=%d n=%d block=%d", hd, heads, kvh,
@@ -416,7 +418,7 @@ static void test_attention(void **state)
         /* Batch invariance: the last row alone, at its own position; and the
          * same with the grid of a graph (every span, idle blocks leaving). */
         for (int graph_grid = 0; graph_grid < 2; graph_grid++) {
-            cuda_attention(dout, dq + (long)(n - 1) * heads * hd, dk, dv, 1, dlast,
+            cuda_attention(dout, dq + (long)(n - 1) * heads * hd, dkv, dkv + 1, 1, dlast,
                            graph_grid ? ctx - 1 : pos0 + n - 1, heads, kvh, hd, ctx, ds, block);
             to_host(one, dout, sizeof(float) * heads * hd);
             assert_memory_equal(one, out + (long)(n - 1) * heads * hd, sizeof(float) * heads * hd);
@@ -436,25 +438,26 @@ static void test_attention(void **state)
         attention(tp, ref_r, q, kr, vr, n, pos0, heads, kvh, hd, scratch, ctx);
         uint16_t *dkh = cuda_alloc(sizeof(uint16_t) * kv_len), *dvh = cuda_alloc(sizeof(uint16_t) * kv_len);
         int32_t *dzero = to_dev(&(int32_t){0}, sizeof(int32_t));
-        cuda_kv_store_f16(dkh, dk, ctx, kvh * hd, dzero);
-        cuda_kv_store_f16(dvh, dv, ctx, kvh * hd, dzero);
+        uint16_t **dkvh = to_dev((uint16_t *[]){dkh, dvh}, sizeof(uint16_t *) * 2);
+        cuda_kv_store_f16(dkvh, dk, ctx, kvh * hd, dzero);
+        cuda_kv_store_f16(dkvh + 1, dv, ctx, kvh * hd, dzero);
         uint16_t *back = malloc(sizeof(uint16_t) * kv_len);
         to_host(back, dkh, sizeof(uint16_t) * kv_len);
         assert_memory_equal(back, kh, sizeof(uint16_t) * kv_len);
         to_host(back, dvh, sizeof(uint16_t) * kv_len);
         assert_memory_equal(back, vh, sizeof(uint16_t) * kv_len);
-        cuda_attention_f16kv(dout, dq, dkh, dvh, n, dpos, pos0, heads, kvh, hd, ctx, ds, block);
+        cuda_attention_f16kv(dout, dq, dkvh, dkvh + 1, n, dpos, pos0, heads, kvh, hd, ctx, ds, block);
         to_host(out, dout, sizeof(float) * q_len);
         check_nmse("attn f16kv", shape, nmse(out, ref_r, q_len), 1e-11);
         check_nmse("attn~f32kv", shape, nmse(out, ref, q_len), 1e-5);
         for (int graph_grid = 0; graph_grid < 2; graph_grid++) {
-            cuda_attention_f16kv(dout, dq + (long)(n - 1) * heads * hd, dkh, dvh, 1, dlast,
+            cuda_attention_f16kv(dout, dq + (long)(n - 1) * heads * hd, dkvh, dkvh + 1, 1, dlast,
                                  graph_grid ? ctx - 1 : pos0 + n - 1, heads, kvh, hd, ctx, ds,
                                  block);
             to_host(one, dout, sizeof(float) * heads * hd);
             assert_memory_equal(one, out + (long)(n - 1) * heads * hd, sizeof(float) * heads * hd);
         }
-        cuda_free(dkh); cuda_free(dvh); cuda_free(dzero);
+        cuda_free(dkh); cuda_free(dvh); cuda_free(dzero); cuda_free(dkvh); cuda_free(dkv);
         free(kh); free(vh); free(kr); free(vr); free(ref_r); free(back);
         cuda_free(dq); cuda_free(dk); cuda_free(dv); cuda_free(dout); cuda_free(ds);
         cuda_free(dpos); cuda_free(dlast);
