@@ -36,8 +36,10 @@ done
 $T tokenize -m "$tmp/qwen2-f32.gguf" --info | grep -q "chat:       chatml"
 check "qwen2: chat template recognised" test $? -eq 0
 $T convert "$H/qwen2" -o "$tmp/default.gguf"
-check "default type is f16" test "$(python3 -c "import gguf,sys; r=gguf.GGUFReader(sys.argv[1]); \
-print(r.get_tensor(0).name, r.get_tensor(0).tensor_type.name)" "$tmp/default.gguf")" = "token_embd.weight F16"
+# The same bytes as --type f16 (convert is deterministic), and not as f32 or bf16.
+check "default type is f16" cmp -s "$tmp/default.gguf" "$tmp/qwen2-f16.gguf"
+check "default type is not f32 or bf16" sh -c '! cmp -s "$1" "$2" && ! cmp -s "$1" "$3"' _ \
+    "$tmp/default.gguf" "$tmp/qwen2-f32.gguf" "$tmp/qwen2-bf16.gguf"
 
 # --tokenizer: the Llama fixture's tokenizer.json given explicitly
 check "--tokenizer tokenizer.json" $T convert "$H/llama" --tokenizer "$H/llama/tokenizer.json" -o "$tmp/explicit.gguf"
