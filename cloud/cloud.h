@@ -27,7 +27,7 @@ struct cloud_config {
     int max_gamma;        /* most draft tokens per round; default 32 */
     int threads;          /* default: all cores */
     bool verbose;         /* one line per message on stderr */
-    bool no_repack;       /* keep Q8_0 weights as mapped (model_repack is the default on cpu) */
+    bool no_repack;       /* keep the weights mapped (model_repack is the default on cpu) */
     const struct pace_profile *pace; /* optional: every pass takes at least the profile's
                                         time, EARLY at its exit's share (copied at start) */
     const char *trace;    /* optional: write timestamped events here (engine/trace.h) */

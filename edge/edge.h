@@ -55,7 +55,7 @@ struct edge_config {
     int ctx;                /* draft context (default min(model's, 2048)) */
     int timeout_ms;         /* longest wait for the cloud (default 30000) */
     bool ignore_eos;        /* keep going after EOS */
-    bool no_repack;         /* keep Q8_0 weights as mapped (model_repack is the default) */
+    bool no_repack;         /* keep the weights mapped (model_repack is the default) */
     int reconnects;         /* new sessions edge_generate may open after losing one (default 0) */
     const struct pace_profile *pace; /* optional: every draft pass takes at least the
                                         profile's time (engine/pace.h; copied at open) */

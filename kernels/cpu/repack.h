@@ -18,7 +18,7 @@
  * The last out % 16 rows, if any, stay plain Q8_0 rows.
  *
  * The result of a matmul over repacked weights is bitwise that of the
- * AVX-512 back end over the plain ones (tests/unit/test_repack.c). */
+ * AVX-512 back end over the plain ones (tests/unit/test_kernels.c). */
 #ifndef TANDEM_KERNELS_CPU_REPACK_H
 #define TANDEM_KERNELS_CPU_REPACK_H
 
