@@ -78,18 +78,24 @@ __global__ void dequant_f16_kernel(uint4 *out, const void *w, int w_rows, int co
     }
 }
 
+template <int TYPE>
+static void dequant_f16_launch(__half *out, const void *w, int w_rows, int cols, int row0,
+                               int rows)
+{
+    long blocks = ((long)rows * (cols / weight_row<TYPE>::CHUNK) + 255) / 256;
+    TANDEM_LAUNCH(dequant_f16_kernel<TYPE>, (unsigned)(blocks < 4096 ? blocks : 4096), 256, 0, 0,
+                  reinterpret_cast<uint4 *>(out), w, w_rows, cols, row0, rows);
+}
+
 /* The caller passes a dequantized type (BF16, Q8_0, Q4_0, Q4_1). */
 static void dequant_f16(__half *out, const void *w, int type, int w_rows, int cols, int row0,
                         int rows)
 {
-    auto k = type == W_BF16 ? dequant_f16_kernel<W_BF16>
-           : type == W_Q8_0 ? dequant_f16_kernel<W_Q8_0>
-           : type == W_Q4_0 ? dequant_f16_kernel<W_Q4_0>
-                            : dequant_f16_kernel<W_Q4_1>;
-    int chunk = type == W_BF16 ? 8 : type == W_Q8_0 ? 16 : 32;
-    long blocks = ((long)rows * (cols / chunk) + 255) / 256;
-    TANDEM_LAUNCH(k, (unsigned)(blocks < 4096 ? blocks : 4096), 256, 0, 0,
-                  reinterpret_cast<uint4 *>(out), w, w_rows, cols, row0, rows);
+    auto launch = type == W_BF16 ? dequant_f16_launch<W_BF16>
+                : type == W_Q8_0 ? dequant_f16_launch<W_Q8_0>
+                : type == W_Q4_0 ? dequant_f16_launch<W_Q4_0>
+                                 : dequant_f16_launch<W_Q4_1>;
+    launch(out, w, w_rows, cols, row0, rows);
 }
 
 /* One handle for the process, on the calling thread's default stream like
